@@ -1,0 +1,309 @@
+"""One typed configuration for voiceload: defaults < YAML file < environment < command line.
+
+Holds the system-under-test address and profile, backend service credentials, run sizing,
+the SLO targets and verdict thresholds (DESIGN.md, Default SLOs) and the target profiles
+(DESIGN.md, Target profiles). `load_settings` raises `ConfigError` with one readable line;
+callers print it and exit 2. `Settings.redacted()` is the only form that is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+Protocol = Literal["acs", "twilio", "browser", "relay", "http"]
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message is one line meant for the user."""
+
+
+class Endpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    method: Literal["GET", "POST"] = "GET"
+    protocol: Protocol = "http"
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        return path
+
+
+class TargetProfile(BaseModel):
+    """Logical endpoints of one kind of voice agent -> its paths and wire protocols."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    health: Endpoint
+    docs: Endpoint | None = None
+    start_call: Endpoint | None = None
+    inbound: Endpoint | None = None
+    callbacks: Endpoint | None = None
+    call_metrics: Endpoint | None = None  # path contains {call_id}
+    media_ws: Endpoint | None = None
+    browser_ws: Endpoint | None = None
+    relay_ws: Endpoint | None = None
+
+
+def _ep(path: str, method: str = "GET", protocol: str = "http") -> Endpoint:
+    return Endpoint(path=path, method=method, protocol=protocol)
+
+
+BUILTIN_PROFILES: dict[str, TargetProfile] = {
+    "artagent-v1": TargetProfile(
+        description="ART voice agent accelerator (current): ACS media over JSON, browser conversation",
+        health=_ep("/api/v1/health"),
+        start_call=_ep("/api/v1/calls/initiate", "POST"),
+        inbound=_ep("/api/v1/calls/answer", "POST"),
+        callbacks=_ep("/api/v1/calls/callbacks", "POST"),
+        call_metrics=_ep("/api/v1/metrics/session/{call_id}"),
+        media_ws=_ep("/api/v1/media/stream", protocol="acs"),
+        browser_ws=_ep("/api/v1/browser/conversation", protocol="browser"),
+        relay_ws=_ep("/api/v1/browser/dashboard/relay", protocol="relay"),
+    ),
+    "rtmedagent": TargetProfile(
+        description="RTMedAgent paths from the original load-suite README",
+        health=_ep("/health"),
+        start_call=_ep("/api/call", "POST"),
+        inbound=_ep("/api/call/inbound", "POST"),
+        callbacks=_ep("/call/callbacks", "POST"),
+        call_metrics=_ep("/api/call/{call_id}/metrics"),
+        media_ws=_ep("/ws/call/stream", protocol="acs"),
+        browser_ws=_ep("/ws/realtime", protocol="browser"),
+        relay_ws=_ep("/ws/relay", protocol="relay"),
+    ),
+    "twilio-media": TargetProfile(
+        description="AI Call Assistant: Twilio webhook + Media Streams (mu-law 8 kHz)",
+        health=_ep("/healthcheck"),
+        docs=_ep("/docs"),
+        start_call=_ep("/calls/inbound", "POST"),
+        media_ws=_ep("/audio-stream", protocol="twilio"),
+    ),
+}
+
+
+class SloTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str
+    stat: Literal["p50", "p90", "p95", "p99", "mean", "max", "value"] = "p95"
+    op: Literal["<", "<=", ">", ">="] = "<="
+    target: float
+    description: str = ""
+
+
+DEFAULT_SLOS: list[SloTarget] = [
+    SloTarget(metric="ws_handshake", op="<", target=150, description="TCP + TLS + WebSocket upgrade"),
+    SloTarget(metric="ws_ping_rtt", op="<", target=250, description="WebSocket ping -> pong"),
+    SloTarget(metric="stt_first_partial", op="<", target=400, description="speech start -> first partial transcript"),
+    SloTarget(metric="stt_final", op="<", target=1000, description="speech end -> final transcript"),
+    SloTarget(metric="llm_ttft", op="<=", target=600, description="LLM request -> first token"),
+    SloTarget(metric="tts_first_byte", op="<", target=200, description="TTS request -> first audio byte"),
+    SloTarget(metric="voice_loop", op="<=", target=700, description="caller's scheduled end of speech -> first audible agent audio"),
+    SloTarget(metric="api_response_time", op="<=", target=150, description="REST API response time"),
+    SloTarget(metric="success_rate", stat="value", op=">=", target=95, description="requests and voice events that succeeded, %"),
+    SloTarget(metric="critical_error_rate", stat="value", op="<=", target=0.5, description="calls that failed, % of calls started"),
+]
+
+
+class VerdictThresholds(BaseModel):
+    """When a missed target turns a run from warn into fail (DESIGN.md, verdict levels)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fail_success_rate_below: float = Field(80.0, ge=0, le=100)
+    fail_latency_miss_factor: float = Field(1.5, ge=1.0)
+    fail_ws_drop_pct_above: float = Field(10.0, ge=0, le=100)
+    fail_backend_error_pct_above: float = Field(5.0, ge=0, le=100)
+    generator_lateness_p99_ms: float = Field(10.0, gt=0)
+    generator_cpu_percent: float = Field(90.0, gt=0, le=100)
+    generator_cpu_time_fraction: float = Field(0.10, ge=0, le=1)
+
+
+class Settings(BaseModel):
+    """Everything a run needs. Secrets are SecretStr and only ever printed redacted."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    api_base_url: str | None = None
+    ws_base_url: str | None = None
+    profile: str = "artagent-v1"
+    profiles: dict[str, TargetProfile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    insecure: bool = False
+
+    redis_url: SecretStr | None = None
+    openai_endpoint: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_deployment: str | None = None
+    speech_key: SecretStr | None = None
+    speech_region: str | None = None
+    speech_host: str | None = None
+    cosmos_endpoint: str | None = None
+    cosmos_key: SecretStr | None = None
+
+    test_duration: int = Field(60, gt=0, description="seconds")
+    max_users: int = Field(100, gt=0)
+    users: int | None = Field(None, gt=0)
+    spawn_rate: float | None = Field(None, gt=0)
+    results_dir: Path = Path("results")
+
+    turns_per_call: int = Field(2, gt=0, le=50)
+    turn_timeout_s: float = Field(8.0, gt=0)
+    think_time_ms: int = Field(300, ge=0)
+    ping_interval_s: float = Field(1.0, gt=0)
+
+    slo: list[SloTarget] = Field(default_factory=lambda: list(DEFAULT_SLOS))
+    thresholds: VerdictThresholds = Field(default_factory=VerdictThresholds)
+
+    @field_validator("api_base_url", "ws_base_url", "openai_endpoint", "cosmos_endpoint", "speech_host")
+    @classmethod
+    def _url(cls, value: str | None, info: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        allowed = {"ws_base_url": ("ws", "wss"), "speech_host": ("ws", "wss")}.get(info.field_name, ("http", "https"))
+        parts = urlsplit(value)
+        if parts.scheme not in allowed or not parts.netloc:
+            raise ValueError(f"{value!r} is not a {'/'.join(s + '://' for s in allowed)} URL")
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _profile_known(self) -> "Settings":
+        if self.profile not in self.profiles:
+            raise ValueError(f"unknown profile {self.profile!r} (known: {', '.join(sorted(self.profiles))})")
+        if self.users is not None and self.users > self.max_users:
+            raise ValueError(f"users {self.users} exceeds MAX_USERS {self.max_users}")
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def target_profile(self) -> TargetProfile:
+        return self.profiles[self.profile]
+
+    @property
+    def websocket_base_url(self) -> str | None:
+        """WS_BASE_URL, or the API base URL with http(s) turned into ws(s)."""
+        if self.ws_base_url:
+            return self.ws_base_url
+        if not self.api_base_url:
+            return None
+        parts = urlsplit(self.api_base_url)
+        return urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc, parts.path, "", ""))
+
+    def slo_for(self, metric: str) -> SloTarget | None:
+        return next((s for s in self.slo if s.metric == metric), None)
+
+    def redacted(self) -> dict:
+        """A printable dict: secrets replaced by '***', passwords in URLs too."""
+        data = self.model_dump(mode="json", exclude={"profiles"})
+        for name, field in type(self).model_fields.items():
+            if data.get(name) and field.annotation in (SecretStr | None, SecretStr):
+                data[name] = redact_url(getattr(self, name).get_secret_value()) if name.endswith("_url") else "***"
+        data["profiles"] = sorted(self.profiles)
+        return data
+
+
+def redact_url(url: str) -> str:
+    """Hide the password (and user name) in a URL such as redis://:pw@host:6379."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+# Environment variable -> settings field (DESIGN.md and the seed READMEs name these).
+ENV_VARS: dict[str, str] = {
+    "API_BASE_URL": "api_base_url",
+    "WS_BASE_URL": "ws_base_url",
+    "VOICELOAD_PROFILE": "profile",
+    "REDIS_URL": "redis_url",
+    "OPENAI_ENDPOINT": "openai_endpoint",
+    "AZURE_OPENAI_ENDPOINT": "openai_endpoint",
+    "OPENAI_API_KEY": "openai_api_key",
+    "AZURE_OPENAI_API_KEY": "openai_api_key",
+    "OPENAI_DEPLOYMENT": "openai_deployment",
+    "SPEECH_KEY": "speech_key",
+    "SPEECH_REGION": "speech_region",
+    "SPEECH_HOST": "speech_host",
+    "COSMOS_ENDPOINT": "cosmos_endpoint",
+    "COSMOS_KEY": "cosmos_key",
+    "TEST_DURATION": "test_duration",
+    "MAX_USERS": "max_users",
+    "VOICELOAD_RESULTS_DIR": "results_dir",
+    "VOICELOAD_INSECURE": "insecure",
+}
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path}{where}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping")
+    return data
+
+
+def _merge_yaml(data: dict) -> dict:
+    """YAML may add profiles (merged with the built-ins) and override SLO targets by metric."""
+    merged = dict(data)
+    if "profiles" in data:
+        merged["profiles"] = {**{k: v.model_dump() for k, v in BUILTIN_PROFILES.items()}, **(data["profiles"] or {})}
+    if "slo" in data:
+        by_metric = {s.metric: s.model_dump() for s in DEFAULT_SLOS}
+        for entry in data["slo"] or []:
+            if not isinstance(entry, dict) or "metric" not in entry:
+                raise ConfigError("config file: every slo entry needs a 'metric'")
+            by_metric[entry["metric"]] = {**by_metric.get(entry["metric"], {}), **entry}
+        merged["slo"] = list(by_metric.values())
+    return merged
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid {where}: {message}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Build Settings from defaults, an optional YAML file, environment variables and overrides.
+
+    `overrides` are command-line values (None means not given). Raises ConfigError.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get("VOICELOAD_CONFIG")
+    if config_file:
+        values.update(_merge_yaml(_read_yaml(Path(config_file))))
+    for var, field in ENV_VARS.items():
+        if env.get(var):
+            values[field] = env[var]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None

@@ -1,0 +1,111 @@
+"""voiceload's Locust entry point: `locust -f locustfile.py` (web UI) or headless, or via run_load_tests.py.
+
+Exposes every user class, adds voiceload's options to Locust's command line (and web UI), resolves the
+settings once per process, and installs the exact-metrics plumbing that writes
+results/<run-id>/report.json, report.html and junit.xml when Locust quits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
+
+from config import BUILTIN_PROFILES, ConfigError, load_settings, redact_url
+from metrics import locust_plugin
+from metrics.recorder import RECORDER
+from reporting.report import build_report
+from reporting.writer import write_run_outputs
+from users.api import ApiUser
+from users.runtime import get_settings, set_settings
+from users.voice import TelephonyCaller
+
+__all__ = ["ApiUser", "TelephonyCaller"]
+log = logging.getLogger("voiceload")
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser) -> None:
+    group = parser  # Locust's web UI options (include_in_web_ui) only work on the parser itself
+    group.add_argument("--target-profile", default=None, env_var="VOICELOAD_PROFILE", include_in_web_ui=True,
+                       help=f"target profile: {', '.join(BUILTIN_PROFILES)} or one from --voiceload-config (default artagent-v1)")
+    group.add_argument("--voiceload-config", default=None, env_var="VOICELOAD_CONFIG",
+                       help="YAML file with settings, SLO targets and extra profiles")
+    group.add_argument("--results-dir", default=None, env_var="VOICELOAD_RESULTS_DIR",
+                       help="folder for results/<run-id>/ (default: results)")
+    group.add_argument("--run-id", default="", help="name of this run's results folder (default: a timestamp)")
+    group.add_argument("--suite", default="", include_in_web_ui=False, help="suite name recorded in the report")
+    group.add_argument("--api-users", type=int, default=0, help="exact number of ApiUser (0: by weight)")
+    group.add_argument("--voice-users", type=int, default=0, help="exact number of TelephonyCaller (0: by weight)")
+    group.add_argument("--turns-per-call", type=int, default=None, include_in_web_ui=True,
+                       help="caller utterances per phone call (default 2)")
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:
+    options = environment.parsed_options
+    if options is None:  # used as a library without a command line
+        locust_plugin.install(environment, _write_reports)
+        return
+    try:
+        settings = load_settings(
+            {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
+             "turns_per_call": options.turns_per_call},
+            config_file=options.voiceload_config,
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        os._exit(2)  # before anything starts; Locust would otherwise print a traceback
+    set_settings(settings)
+    if not environment.host and settings.api_base_url:
+        environment.host = settings.api_base_url
+    if options.api_users or options.voice_users:
+        ApiUser.fixed_count = max(0, options.api_users)
+        TelephonyCaller.fixed_count = max(0, options.voice_users)
+    locust_plugin.install(environment, _write_reports)
+
+
+def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
+    """Master / local runner, at quit: build report.json from the exact samples and write all files."""
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return
+    settings = get_settings()
+    options = environment.parsed_options
+    started = clock.started_at or dt.datetime.now(dt.timezone.utc)
+    ended = clock.ended_at or dt.datetime.now(dt.timezone.utc)
+    duration = max(0.0, (ended - started).total_seconds())
+    run_time = getattr(options, "run_time", None) if options else None
+    run_id = (getattr(options, "run_id", "") or started.strftime("%Y%m%d-%H%M%S") + "-locust")
+    run = {
+        "id": run_id,
+        "started_at": started.isoformat(timespec="seconds"),
+        "ended_at": ended.isoformat(timespec="seconds"),
+        "duration_s": round(duration, 1),
+        "suite": (getattr(options, "suite", "") or None) if options else None,
+        "test_type": None,
+        "host": redact_url(environment.host or ""),
+        "profile": settings.profile,
+        "workers": runner.worker_count if isinstance(runner, MasterRunner) else 0,
+        "users": max((p["users"] for p in clock.timeline), default=runner.user_count),
+        "shape": type(environment.shape_class).__name__ if environment.shape_class else None,
+        "command": os.environ.get("VOICELOAD_COMMAND") or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+        "interrupted": bool(run_time and duration < run_time - 2.0),
+        "locust_version": _locust_version(),
+    }
+    exceptions = [{"kind": "exception", "message": e["msg"][:300], "count": e["count"]} for e in runner.exceptions.values()]
+    report = build_report(RECORDER, settings, run, clock.timeline, exceptions)
+    run_dir = Path(settings.results_dir) / run_id
+    write_run_outputs(report, run_dir)
+    log.info("voiceload: report written to %s", run_dir / "report.json")
+
+
+def _locust_version() -> str:
+    from locust import __version__
+
+    return __version__

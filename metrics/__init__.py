@@ -1,0 +1,1 @@
+"""Exact latency samples, their merge across workers, SLO evaluation and generator health."""

@@ -1,0 +1,25 @@
+"""Record a voice/backend metric sample exactly AND fire it as a Locust request event.
+
+The Locust event makes the sample visible in the web UI, CSVs and Locust's HTML; the exact
+histogram (metrics.recorder) is what report.json's percentiles come from.
+"""
+
+from __future__ import annotations
+
+from locust import events
+
+from metrics.recorder import RECORDER
+
+
+class MetricFailure(Exception):
+    """A metric that could not be measured, e.g. no answer within the timeout."""
+
+
+def emit(group: str, name: str, ms: float, error: str | None = None) -> None:
+    if error is None:
+        RECORDER.record(name, ms, group)
+    else:
+        RECORDER.record_failure(name, group)
+        RECORDER.error(name, error)
+    events.request.fire(request_type=group, name=name, response_time=ms, response_length=0,
+                        exception=MetricFailure(error) if error else None, context={})

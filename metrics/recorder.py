@@ -1,0 +1,109 @@
+"""The process-wide store of exact samples: metric histograms, request histograms, counters, errors.
+
+Workers drain it into each report to the master; the master (or a local runner) absorbs those
+drains, so the master's store holds exactly the union of every worker's samples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from metrics.histogram import LatencyHistogram
+
+# Metrics whose per-interval percentiles go into the report's timeline.
+TIMELINE_METRICS = ("voice_loop",)
+
+
+def request_key(request_type: str, name: str) -> str:
+    return f"{request_type}\x1f{name}"
+
+
+def split_request_key(key: str) -> tuple[str, str]:
+    request_type, _, name = key.partition("\x1f")
+    return request_type, name
+
+
+class MetricsRecorder:
+    """Exact histograms keyed by metric name (and by Locust request type+name), plus counters."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, LatencyHistogram] = {}
+        self.metric_groups: dict[str, str] = {}
+        self.metric_failures: Counter[str] = Counter()
+        self.requests: dict[str, LatencyHistogram] = {}
+        self.request_failures: Counter[str] = Counter()
+        self.window: dict[str, LatencyHistogram] = {}
+        self.counters: Counter[str] = Counter()
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self.cpu_samples: list[float] = []
+
+    # -- recording (user side) -------------------------------------------------------------
+    def record(self, name: str, ms: float, group: str = "voice") -> None:
+        histogram = self.metrics.get(name)
+        if histogram is None:
+            histogram = self.metrics[name] = LatencyHistogram()
+            self.metric_groups[name] = group
+        histogram.record(ms)
+        if name in TIMELINE_METRICS:
+            self.window.setdefault(name, LatencyHistogram()).record(ms)
+
+    def record_failure(self, name: str, group: str = "voice") -> None:
+        self.metric_groups.setdefault(name, group)
+        self.metric_failures[name] += 1
+
+    def record_request(self, request_type: str, name: str, ms: float, failed: bool) -> None:
+        key = request_key(request_type, name)
+        histogram = self.requests.get(key)
+        if histogram is None:
+            histogram = self.requests[key] = LatencyHistogram()
+        histogram.record(ms)
+        if failed:
+            self.request_failures[key] += 1
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] += amount
+
+    def error(self, kind: str, message: str) -> None:
+        self.errors[(kind, message[:200])] += 1
+
+    # -- shipping between processes -------------------------------------------------------------
+    def drain(self) -> dict:
+        """Everything recorded since the last drain, in wire form; resets the store."""
+        wire = {
+            "metrics": {name: h.to_wire() for name, h in self.metrics.items()},
+            "groups": dict(self.metric_groups),
+            "metric_failures": dict(self.metric_failures),
+            "requests": {key: h.to_wire() for key, h in self.requests.items()},
+            "request_failures": dict(self.request_failures),
+            "window": {name: h.to_wire() for name, h in self.window.items()},
+            "counters": dict(self.counters),
+            "errors": [[kind, message, count] for (kind, message), count in self.errors.items()],
+            "cpu": list(self.cpu_samples),
+        }
+        self.__init__()
+        return wire
+
+    def absorb(self, wire: dict) -> None:
+        """Merge a drain from another process (exact)."""
+        for name, data in wire.get("metrics", {}).items():
+            self.metrics.setdefault(name, LatencyHistogram()).merge(LatencyHistogram.from_wire(data))
+        for name, group in wire.get("groups", {}).items():
+            self.metric_groups.setdefault(name, group)
+        self.metric_failures.update(wire.get("metric_failures", {}))
+        for key, data in wire.get("requests", {}).items():
+            self.requests.setdefault(key, LatencyHistogram()).merge(LatencyHistogram.from_wire(data))
+        self.request_failures.update(wire.get("request_failures", {}))
+        for name, data in wire.get("window", {}).items():
+            self.window.setdefault(name, LatencyHistogram()).merge(LatencyHistogram.from_wire(data))
+        self.counters.update(wire.get("counters", {}))
+        for kind, message, count in wire.get("errors", []):
+            self.errors[(kind, message)] += count
+        self.cpu_samples.extend(wire.get("cpu", []))
+
+    def take_window(self) -> dict[str, LatencyHistogram]:
+        """The timeline window histograms since the last call; resets them."""
+        window, self.window = self.window, {}
+        return window
+
+
+RECORDER = MetricsRecorder()

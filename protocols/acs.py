@@ -1,0 +1,87 @@
+"""Azure Communication Services bidirectional media streaming, caller side (JSON text frames, PCM16)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import numpy as np
+
+from protocols.media import AUDIO, OTHER, STOP_AUDIO, InboundEvent, ProtocolError
+from voice.audio import frame_bytes, split_frames
+
+_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class AcsCodec:
+    """ACS JSON frames: AudioMetadata, AudioData (base64 PCM16 16 kHz, 20 ms = 640 B), DtmfData."""
+
+    name = "acs"
+    sample_rate = 16000
+    frame_ms = 20
+
+    def __init__(self, call_id: str, participant: str = "8:acs:voiceload-caller") -> None:
+        self.call_id = call_id
+        self._start = dt.datetime.now(dt.timezone.utc)
+        self._prefix = b'{"kind":"AudioData","audioData":{"timestamp":"'
+        self._middle = f'","participantRawID":"{participant}","data":"'.encode()
+        self._suffix = b'","silent":false}}'
+
+    def opening_messages(self) -> list[bytes]:
+        meta = {"kind": "AudioMetadata", "audioMetadata": {"subscriptionId": self.call_id, "encoding": "PCM",
+                "sampleRate": self.sample_rate, "channels": 1, "length": frame_bytes(self.sample_rate, self.frame_ms)}}
+        return [json.dumps(meta).encode()]
+
+    def closing_messages(self) -> list[bytes]:
+        return []
+
+    def encode_payloads(self, pcm16_16k: bytes) -> list[bytes]:
+        return [base64.b64encode(f) for f in split_frames(pcm16_16k, frame_bytes(self.sample_rate, self.frame_ms))]
+
+    def frame(self, payload: bytes, index: int) -> bytes:
+        stamp = (self._start + dt.timedelta(milliseconds=index * self.frame_ms)).isoformat(timespec="milliseconds")
+        return b"".join((self._prefix, stamp[:-6].encode(), b"Z", self._middle, payload, self._suffix))
+
+    def dtmf(self, digit: str) -> bytes:
+        return json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}).encode()
+
+    def parse(self, message: bytes | str) -> InboundEvent:
+        if not isinstance(message, (str, bytes, bytearray)):
+            raise ProtocolError("unexpected frame type")
+        try:
+            obj = json.loads(message)
+        except ValueError:
+            raise ProtocolError("invalid JSON") from None
+        if not isinstance(obj, dict):
+            raise ProtocolError("JSON frame is not an object")
+        kind = _get(obj, "kind")
+        if not isinstance(kind, str):
+            raise ProtocolError("frame has no kind")
+        kind = kind.lower()
+        if kind == "audiodata":
+            audio = _get(obj, "audioData")
+            data = _get(audio, "data") if isinstance(audio, dict) else None
+            if not isinstance(data, str):
+                raise ProtocolError("AudioData without data")
+            return InboundEvent(AUDIO, data)
+        if kind == "stopaudio":
+            return InboundEvent(STOP_AUDIO)
+        return InboundEvent(OTHER, kind)
+
+    def decode_audio(self, payload: str | bytes) -> np.ndarray:
+        try:
+            return np.frombuffer(base64.b64decode(payload), dtype="<i2")
+        except ValueError:
+            raise ProtocolError("bad base64 or odd-length PCM16 audio") from None
+
+
+def _get(obj: dict, key: str):
+    """Case-insensitive key lookup: implementations differ ("audioData", "AudioData", "Kind")."""
+    if key in obj:
+        return obj[key]
+    lowered = key.lower()
+    for name, value in obj.items():
+        if name.lower() == lowered:
+            return value
+    return None

@@ -1,0 +1,52 @@
+"""What every media protocol codec gives the voice user: pre-encoded outbound frames and parsed inbound events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+AUDIO = "audio"
+STOP_AUDIO = "stop_audio"  # barge-in acknowledged: ACS StopAudio, Twilio clear, browser audio_stop
+MARK = "mark"  # the agent's reply finished playing (Twilio mark)
+TRANSCRIPT_PARTIAL = "transcript_partial"
+TRANSCRIPT_FINAL = "transcript_final"
+ASSISTANT_TEXT = "assistant_text"
+OTHER = "other"
+
+
+class ProtocolError(ValueError):
+    """A frame from the server that does not follow the protocol (counted, never fatal)."""
+
+
+@dataclass(slots=True)
+class InboundEvent:
+    kind: str
+    data: str | bytes | None = None  # audio: base64 payload (decoded only when needed); text events: the text
+
+
+class MediaCodec(Protocol):
+    name: str
+    sample_rate: int  # of the audio on the wire
+    frame_ms: int
+
+    def opening_messages(self) -> list[bytes]: ...
+
+    def closing_messages(self) -> list[bytes]: ...
+
+    def encode_payloads(self, pcm16_16k: bytes) -> list[bytes]:
+        """Per-frame base64 payloads of a 16 kHz PCM16 clip (done once per clip, then cached)."""
+        ...
+
+    def frame(self, payload: bytes, index: int) -> bytes:
+        """The wire message for frame `index` carrying a pre-encoded payload."""
+        ...
+
+    def dtmf(self, digit: str) -> bytes | None: ...
+
+    def parse(self, message: bytes | str) -> InboundEvent: ...
+
+    def decode_audio(self, payload: str | bytes) -> np.ndarray:
+        """Inbound audio payload -> int16 samples (for the audible-energy check)."""
+        ...

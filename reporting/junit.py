@@ -1,0 +1,131 @@
+"""Render the SLO verdicts of a report dict as JUnit XML for CI systems.
+
+One ``<testsuite name="voiceload.slo">`` holding one ``<testcase>`` per SLO entry, plus
+``generator_healthy`` and ``success_rate`` test cases. Status ``miss``/``fail`` becomes
+``<failure>``, ``no_data`` becomes ``<skipped>``. Built with ``xml.etree``.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import Any, Mapping
+
+from reporting.formatting import (
+    as_float,
+    as_mapping,
+    as_records,
+    fmt_compact,
+    fmt_num,
+    negate_op,
+    slo_status,
+    text,
+)
+
+SUITE_NAME = "voiceload.slo"
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'  # write the result as UTF-8
+SUCCESS_RATE_FAIL_BELOW = 80.0  # percent; DESIGN.md "fail below 80 %"
+FRAME_LATENESS_LIMIT_MS = 10.0
+CPU_LIMIT_PERCENT = 90.0
+
+# Characters XML 1.0 cannot carry at all (ElementTree would write them and break parsers).
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(value: Any) -> str:
+    return _INVALID_XML.sub("\ufffd", str(value))
+
+
+def render_junit(report: Mapping[str, Any]) -> str:
+    """Return a JUnit XML document (``<testsuites>`` root with one ``voiceload.slo`` suite)."""
+    report = as_mapping(report)
+    run = as_mapping(report.get("run"))
+    summary = as_mapping(report.get("summary"))
+    cases = [_slo_case(entry) for entry in as_records(report.get("slo"))]
+    cases.append(_generator_case(summary))
+    cases.append(_success_rate_case(summary))
+
+    tests = len(cases)
+    failures = sum(1 for c in cases if c.find("failure") is not None)
+    skipped = sum(1 for c in cases if c.find("skipped") is not None)
+    duration = as_float(run.get("duration_s")) or 0.0
+    counts = {
+        "tests": str(tests),
+        "failures": str(failures),
+        "errors": "0",
+        "skipped": str(skipped),
+        "time": f"{duration:.3f}",
+    }
+
+    root = ET.Element("testsuites", {"name": "voiceload", **counts})
+    suite_attrs = {"name": SUITE_NAME, **counts}
+    if run.get("started_at"):
+        suite_attrs["timestamp"] = _clean(run["started_at"])
+    suite = ET.SubElement(root, "testsuite", suite_attrs)
+    properties = ET.SubElement(suite, "properties")
+    for key in ("id", "suite", "test_type", "profile", "host", "users", "workers", "shape", "command"):
+        if run.get(key) not in (None, ""):
+            ET.SubElement(properties, "property", {"name": f"run.{key}", "value": _clean(run[key])})
+    ET.SubElement(properties, "property", {"name": "verdict", "value": _clean(summary.get("verdict") or "unknown")})
+    suite.extend(cases)
+
+    ET.indent(root)
+    return XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _case(name: str) -> ET.Element:
+    return ET.Element("testcase", {"classname": SUITE_NAME, "name": _clean(name), "time": "0.000"})
+
+
+def _slo_case(entry: Mapping[str, Any]) -> ET.Element:
+    op = text(entry.get("op")).strip()
+    name = f"{text(entry.get('metric'))} {text(entry.get('stat'))} {op} {fmt_compact(entry.get('target'))}"
+    case = _case(name)
+    status = slo_status(entry)
+    detail = "\n".join(
+        line for line in (
+            f"status: {status}",
+            f"observed: {fmt_num(entry.get('observed'))}",
+            f"target: {op} {fmt_num(entry.get('target'))}",
+            f"definition: {entry['description']}" if entry.get("description") else "",
+        ) if line
+    )
+    if status in ("miss", "fail"):
+        message = f"observed {fmt_num(entry.get('observed'))} {negate_op(op)} target {fmt_num(entry.get('target'))}"
+        failure = ET.SubElement(case, "failure", {"message": _clean(message), "type": f"slo_{status}"})
+        failure.text = _clean(detail)
+    elif status == "no_data":
+        ET.SubElement(case, "skipped", {"message": "no samples"})
+    return case
+
+
+def _generator_case(summary: Mapping[str, Any]) -> ET.Element:
+    case = _case("generator_healthy")
+    healthy = summary.get("generator_healthy")
+    generator = as_mapping(summary.get("generator"))
+    if healthy is False:
+        reasons = []
+        lateness = as_float(generator.get("frame_lateness_p99_ms"))
+        if lateness is not None:
+            reasons.append(f"frame send lateness p99 {lateness:.1f} ms (limit {FRAME_LATENESS_LIMIT_MS:.0f} ms)")
+        cpu = as_float(generator.get("cpu_max_percent"))
+        if cpu is not None:
+            reasons.append(f"CPU max {cpu:.1f}% (limit {CPU_LIMIT_PERCENT:.0f}%)")
+        message = "load generator overloaded; figures cannot be trusted"
+        failure = ET.SubElement(case, "failure", {"message": message, "type": "generator_unhealthy"})
+        failure.text = _clean("\n".join(reasons)) if reasons else None
+    elif healthy is not True:
+        ET.SubElement(case, "skipped", {"message": "no generator health data"})
+    return case
+
+
+def _success_rate_case(summary: Mapping[str, Any]) -> ET.Element:
+    case = _case("success_rate")
+    rate = as_float(summary.get("success_rate"))
+    if rate is None:
+        ET.SubElement(case, "skipped", {"message": "no requests"})
+    elif rate < SUCCESS_RATE_FAIL_BELOW:
+        message = f"success rate {rate:.1f}% < {SUCCESS_RATE_FAIL_BELOW:.1f}%"
+        failure = ET.SubElement(case, "failure", {"message": message, "type": "success_rate"})
+        failure.text = f"requests: {fmt_num(summary.get('requests'), 0)}, failures: {fmt_num(summary.get('failures'), 0)}"
+    return case

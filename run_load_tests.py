@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Run a voiceload suite headless and gate on its SLOs.
+
+With no --host it starts the built-in local stack (a real redis-server and the reference voice
+agent in target/) and tests that. Results go to results/<run-id>/ (report.json, report.html,
+junit.xml, Locust's CSVs, logs); results/latest points at the newest run.
+
+Exit codes: 0 pass (or warn without --strict) · 1 fail (or warn with --strict) · 2 bad input or
+configuration · 3 target unreachable at preflight · 4 generator overloaded, figures not trustworthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
+from orchestrator.local_stack import LocalStack, StackError
+from orchestrator.locust_run import locust_command, run_locust
+from orchestrator.preflight import check_reachable
+from orchestrator.suites import SUITES, Suite
+
+EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_GENERATOR = 0, 1, 2, 3, 4
+
+
+def parse_duration(text: str) -> int:
+    """'90', '90s', '2m', '1h30m' -> seconds (argparse type)."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 45s, 2m, 1h30m)")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError("duration must be positive")
+    return total
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_load_tests.py",
+        description="Load-test a real-time voice AI agent (telephony/browser audio over WebSocket) and check its SLOs.",
+        epilog="Suites: " + "; ".join(f"{s.name}: {s.description}" for s in SUITES.values())
+        + ". Environment: API_BASE_URL, WS_BASE_URL, REDIS_URL, OPENAI_*, SPEECH_*, COSMOS_*, TEST_DURATION, MAX_USERS."
+        " Exit codes: 0 pass, 1 fail, 2 bad input, 3 target unreachable, 4 generator overloaded.",
+    )
+    parser.add_argument("--test-suite", choices=sorted(SUITES), default="quick", help="which suite to run (default: quick)")
+    parser.add_argument("--host", help="base URL of the deployed system under test, e.g. https://agent.example.com "
+                        "(default: API_BASE_URL, else start the built-in local stack)")
+    parser.add_argument("--profile", choices=None, help=f"target profile: {', '.join(BUILTIN_PROFILES)} or one defined in --config "
+                        "(default: artagent-v1)")
+    parser.add_argument("-u", "--users", type=positive_int, help="total concurrent users (default: the suite's), split between API "
+                        "users and callers in the suite's proportion")
+    parser.add_argument("-r", "--spawn-rate", type=positive_float, help="users started per second (default: the suite's)")
+    parser.add_argument("-t", "--run-time", type=parse_duration, help="how long to run, e.g. 45s, 2m (default: the suite's, "
+                        "or TEST_DURATION seconds)")
+    parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
+    parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
+    parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (https/wss); the report says so")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved configuration (secrets redacted) and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Locust's and the local stack's output as it runs")
+    return parser
+
+
+def fail_input(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def split_users(suite: Suite, users: int | None) -> tuple[int, int]:
+    """(api users, voice users) for a total, keeping the suite's proportion and at least one caller."""
+    if users is None:
+        return suite.api_users, suite.voice_users
+    api = round(users * suite.api_users / suite.users) if users > 1 else 0
+    return api, users - api
+
+
+def resolve_settings(args: argparse.Namespace, suite: Suite) -> Settings:
+    overrides = {"api_base_url": args.host, "profile": args.profile, "results_dir": args.results_dir,
+                 "turns_per_call": args.turns_per_call or suite.turns_per_call, "insecure": args.insecure or None,
+                 "users": args.users}
+    return load_settings(overrides, config_file=args.config)
+
+
+def ensure_writable(directory: Path) -> str | None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        return f"results dir {directory} is not writable: {exc.strerror or exc}"
+    return None
+
+
+def exit_code_for(report: dict, strict: bool) -> int:
+    summary = report.get("summary", {})
+    verdict = summary.get("verdict")
+    if verdict == "fail" or (verdict == "warn" and strict):
+        return EXIT_FAIL
+    if not summary.get("generator_healthy", True):
+        return EXIT_GENERATOR
+    return EXIT_PASS
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    suite = SUITES[args.test_suite]
+    try:
+        settings = resolve_settings(args, suite)
+    except ConfigError as exc:
+        return fail_input(str(exc))
+    if args.print_config:
+        print(json.dumps(settings.redacted(), indent=2))
+        return EXIT_PASS
+    run_time = args.run_time or (int(os.environ["TEST_DURATION"]) if os.environ.get("TEST_DURATION") else suite.duration_s)
+    api_users, voice_users = split_users(suite, args.users)
+    if api_users + voice_users > settings.max_users:
+        return fail_input(f"{api_users + voice_users} users exceed MAX_USERS={settings.max_users}")
+    results_dir = Path(settings.results_dir)
+    if problem := ensure_writable(results_dir):
+        return fail_input(problem)
+    started = dt.datetime.now()
+    run_id = f"{started:%Y%m%d-%H%M%S}-{suite.name}"
+    run_dir = results_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    stack = None
+    host = settings.api_base_url
+    try:
+        if host is None:
+            print(f"voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
+            stack = LocalStack(run_dir / "logs")
+            try:
+                stack.start()
+            except StackError as exc:
+                return fail_input(f"local stack could not start: {exc}")
+            host = stack.base_url
+            print(f"voiceload: local target at {host}, Redis at {stack.redis_url}", flush=True)
+        health_path = settings.target_profile.health.path
+        if reason := check_reachable(host, health_path, verify=not settings.insecure):
+            print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+        print(f"voiceload: {suite.name} suite · profile {settings.profile} · {api_users} API users + {voice_users} callers"
+              f" · {run_time}s · results in {run_dir}", flush=True)
+        command = locust_command(run_dir, host, api_users + voice_users, args.spawn_rate or suite.spawn_rate, run_time, {
+            "target_profile": settings.profile, "suite": suite.name, "api_users": api_users, "voice_users": voice_users,
+            "turns_per_call": settings.turns_per_call, "voiceload_config": args.config,
+        })
+        env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *(argv if argv is not None else sys.argv[1:])]),
+                   PYTHONUNBUFFERED="1")
+        if settings.insecure:
+            env["VOICELOAD_INSECURE"] = "1"
+        outcome = run_locust(command, run_dir, run_time, env, verbose=args.verbose)
+    finally:
+        if stack is not None:
+            stack.stop()
+
+    report_path = run_dir / "report.json"
+    if not report_path.exists():
+        print(f"error: Locust exited with code {outcome.exit_code} and wrote no report; see {outcome.log_path}", file=sys.stderr)
+        return EXIT_FAIL
+    report = json.loads(report_path.read_text())
+    if outcome.interrupted and not report["run"].get("interrupted"):
+        from reporting.writer import write_run_outputs
+
+        report["run"]["interrupted"] = True
+        report["summary"]["messages"].append("run was interrupted: figures cover only the part that ran")
+        write_run_outputs(report, run_dir)
+
+    from reporting.console import render_summary
+
+    render_summary(report)
+    print(f"report: {report_path}  ·  {run_dir / 'report.html'}  ·  {run_dir / 'junit.xml'}")
+    return exit_code_for(report, args.strict)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

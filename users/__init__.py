@@ -1,0 +1,1 @@
+"""Locust User classes, one module per component group."""
