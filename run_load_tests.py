@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(settings.redacted(), indent=2))
         return EXIT_PASS
-    run_time = args.run_time or (int(os.environ["TEST_DURATION"]) if os.environ.get("TEST_DURATION") else suite.duration_s)
+    run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else suite.duration_s)
     api_users, voice_users = split_users(suite, args.users)
     if api_users + voice_users > settings.max_users:
         return fail_input(f"{api_users + voice_users} users exceed MAX_USERS={settings.max_users}")

@@ -98,13 +98,20 @@ def metric_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
             if stat in stats and stats[stat] == DASH:
                 stats[stat] = fmt_num(entry.get("observed"))
         status = max((slo_status(e) for e in entries), key=_SEVERITY.__getitem__)
-        target = "; ".join(f"{text(e.get('stat'))} {text(e.get('op'))} {fmt_num(e.get('target'))}" for e in entries)
+        target = "; ".join(_target_text(e) for e in entries)
         rows.append({"metric": name, **stats, "target": target, "verdict": _STATUS_LABEL[status], "status": status})
     for name, m in metrics.items():
         if name not in by_metric:
             rows.append({"metric": name, **{s: fmt_num(m.get(s)) for s in _STATS},
                          "target": DASH, "verdict": DASH, "status": ""})
     return rows
+
+
+def _target_text(entry: Mapping[str, Any]) -> str:
+    """'p95 <= 700.0', or for a whole-run rate (stat 'value') the target and what was observed."""
+    if entry.get("stat") == "value":
+        return f"{text(entry.get('op'))} {fmt_num(entry.get('target'))}, is {fmt_num(entry.get('observed'))}"
+    return f"{text(entry.get('stat'))} {text(entry.get('op'))} {fmt_num(entry.get('target'))}"
 
 
 def _verdict_line(report: Mapping[str, Any]) -> Text:

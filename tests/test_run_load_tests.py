@@ -1,0 +1,125 @@
+"""run_load_tests.py end to end: real local stack, real Locust, real sockets; exit codes and reports."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+
+import httpx
+import pytest
+import redis
+
+from orchestrator.ports import free_port
+from tests.conftest import latest_report, run_cli
+
+SECRETS = {"OPENAI_API_KEY": "sk-voiceload-fake-secret-1", "COSMOS_KEY": "fake-cosmos-key-2==", "SPEECH_KEY": "fake-speech-key-3"}
+
+
+def test_quick_run_on_local_stack_writes_full_report(tmp_path):
+    result = run_cli(["-t", "12s", "--turns-per-call", "1", "--results-dir", str(tmp_path)], env=SECRETS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = latest_report(tmp_path)
+    assert report["schema"] == "voiceload.report/1"
+    for metric in ("voice_loop", "ws_handshake", "ws_ping_rtt", "api_response_time", "frame_send_lateness"):
+        summary = report["metrics"][metric]
+        assert summary["count"] > 0 and summary["p50"] <= summary["p95"] <= summary["p99"] <= summary["max"], metric
+    slo = {s["metric"]: s for s in report["slo"]}
+    assert slo["voice_loop"]["status"] in ("pass", "miss") and slo["voice_loop"]["observed"] == report["metrics"]["voice_loop"]["p95"]
+    assert slo["llm_ttft"]["status"] == "no_data" and slo["llm_ttft"]["passed"] is None
+    assert report["summary"]["verdict"] in ("pass", "warn") and report["summary"]["calls_started"] > 0
+    assert report["run"]["suite"] == "quick" and report["run"]["profile"] == "artagent-v1"
+    run_dir = (tmp_path / "latest").resolve()
+    for name in ("report.html", "junit.xml", "stats.csv", "stats_history.csv", "failures.csv", "locust.log"):
+        assert (run_dir / name).is_file(), name
+    # the summary table the newcomer sees
+    assert re.search(r"voice_loop\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+p95 <= 700", result.stdout)
+    # secrets given in the environment never reach any output
+    outputs = [p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
+    for secret in SECRETS.values():
+        assert not any(secret in text for text in outputs), secret
+
+
+def test_voice_loop_matches_the_targets_ground_truth_in_fixed_mode(start_stack, tmp_path):
+    stack = start_stack("--latency-mode", "fixed", "--eot-silence-ms", "300", "--stt-final-ms", "60",
+                        "--llm-ttft-ms", "150", "--tts-first-byte-ms", "50")
+    result = run_cli(["--host", stack.base_url, "-u", "3", "-t", "12s", "--turns-per-call", "2", "--results-dir", str(tmp_path)])
+    assert result.returncode in (0, 4), result.stdout + result.stderr
+    measured = latest_report(tmp_path)["metrics"]["voice_loop"]
+    assert measured["count"] >= 4
+
+    # the target's own per-turn ground truth, for every call it served
+    client = redis.Redis.from_url(stack.redis_url)
+    call_ids = [key.decode().split(":", 1)[1] for key in client.scan_iter("session:*") if key.count(b":") == 1]
+    turns = []
+    for call_id in call_ids:
+        truth = httpx.get(f"{stack.base_url}/api/v1/metrics/session/{call_id}", timeout=5)
+        if truth.status_code == 200:
+            turns += [t for t in truth.json()["turns"] if t.get("first_audio_sent_ms") is not None]
+    assert turns, "the target recorded no answered turns"
+    server_pipeline = statistics.median(t["eot_to_first_audio_ms"] for t in turns)
+    assert server_pipeline == pytest.approx(60 + 150 + 50, abs=15)  # stt_final + llm_ttft + tts_first_byte
+    # End of turn is detected on arrival of the 15th silent 20 ms frame, which is due 280 ms after the
+    # scheduled end of speech; the agent's first audible frame follows its pipeline delay.
+    agent_lead = statistics.median(t.get("agent_speech_start_ms", 0) for t in turns)
+    expected = (300 - 20) + server_pipeline + agent_lead
+    assert measured["p50"] == pytest.approx(expected, abs=15), (measured, expected)
+
+
+def test_a_slow_target_fails_its_slo_with_exit_1(start_stack, tmp_path):
+    stack = start_stack("--latency-mode", "fixed", "--llm-ttft-ms", "1500", "--llm-ttft-p95-ms", "1500")
+    result = run_cli(["--host", stack.base_url, "-u", "2", "-t", "10s", "--turns-per-call", "1", "--results-dir", str(tmp_path)])
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = latest_report(tmp_path)
+    assert report["summary"]["verdict"] == "fail"
+    voice = next(s for s in report["slo"] if s["metric"] == "voice_loop")
+    assert voice["status"] == "fail" and voice["observed"] > 1500
+
+
+def test_twilio_profile_measures_voice_loop_over_mulaw(start_stack, tmp_path):
+    stack = start_stack()
+    result = run_cli(["--host", stack.base_url, "--profile", "twilio-media", "-u", "2", "-t", "10s",
+                      "--turns-per-call", "1", "--results-dir", str(tmp_path)])
+    assert result.returncode in (0, 4), result.stdout + result.stderr
+    report = latest_report(tmp_path)
+    assert report["run"]["profile"] == "twilio-media"
+    assert report["metrics"]["voice_loop"]["count"] > 0
+    assert any(r["name"] == "start_call" and r["type"] == "POST" for r in report["requests"])
+
+
+def test_unreachable_host_exits_3_within_10_seconds(tmp_path):
+    started = time.monotonic()
+    result = run_cli(["--host", f"http://127.0.0.1:{free_port()}", "--results-dir", str(tmp_path)], timeout=30)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert time.monotonic() - started < 10
+    assert "unreachable" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["-u", "0"], {}, "must be at least 1"),
+    (["-t", "soon"], {}, "invalid duration"),
+    (["--profile", "nope"], {}, "unknown profile"),
+    (["--test-suite", "huge"], {}, "invalid choice"),
+    (["--host", "ftp://example"], {}, "api_base_url"),
+    (["-u", "500"], {"MAX_USERS": "100"}, "MAX_USERS"),
+    ([], {"TEST_DURATION": "-3"}, "test_duration"),
+])
+def test_bad_input_exits_2_before_anything_starts(tmp_path, args, env, message):
+    result = run_cli([*args, "--results-dir", str(tmp_path / "r")], timeout=30, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_unwritable_results_dir_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli(["--results-dir", str(blocker / "results")], timeout=30)
+    assert result.returncode == 2 and "not writable" in result.stderr
+
+
+def test_print_config_redacts_secrets():
+    result = run_cli(["--print-config"], timeout=30, env={**SECRETS, "REDIS_URL": "redis://:hunter2@cache:6379"})
+    assert result.returncode == 0
+    assert "***" in result.stdout and "hunter2" not in result.stdout
+    assert not any(secret in result.stdout for secret in SECRETS.values())
