@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from protocols.media import AUDIO, MARK, OTHER, STOP_AUDIO, InboundEvent, ProtocolError
-from voice.audio import downsample_16k_to_8k, mulaw_decode, mulaw_encode, split_frames
+from voice.audio import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, split_frames
 
 
 class TwilioCodec:
@@ -36,8 +36,9 @@ class TwilioCodec:
         return [json.dumps({"event": "stop", "streamSid": self.stream_sid, "stop": {"callSid": self.call_sid}}).encode()]
 
     def encode_payloads(self, pcm16_16k: bytes) -> list[bytes]:
-        mulaw = mulaw_encode(downsample_16k_to_8k(pcm16_16k))
-        return [base64.b64encode(f) for f in split_frames(mulaw, self.sample_rate * self.frame_ms // 1000)]
+        # pad in PCM before encoding: a mu-law 0x00 pad byte is full-scale noise, not silence
+        frames = split_frames(pcm16_16k, frame_bytes(16000, self.frame_ms))
+        return [base64.b64encode(mulaw_encode(downsample_16k_to_8k(f))) for f in frames]
 
     def frame(self, payload: bytes, index: int) -> bytes:
         seq = str(index + 2).encode()

@@ -94,3 +94,20 @@ def test_pacer_uses_absolute_deadlines_and_reports_lateness():
     assert pacer.wait_for(2) == pytest.approx(33.0)  # late against frame 2's own deadline
     assert pacer.wait_for(3) == pytest.approx(13.0)  # no drift: frame 3 is still due at t0 + 60 ms
     assert pacer.deadline(4) == pytest.approx(100.08)
+
+
+def test_twilio_pads_with_silence_not_mulaw_zero_bytes():
+    codec = TwilioCodec("CA1", "MZ1")
+    payloads = codec.encode_payloads(b"\x10\x00" * 10)  # 10 samples, the rest of the frame is padding
+    assert len(payloads) == 1
+    assert pcm16_rms(codec.decode_audio(payloads[0])) < 50
+
+
+def test_twilio_speech_bounds_come_from_the_encoded_audio():
+    from voice.fixtures import wire_speech_bounds
+
+    codec = TwilioCodec("CA1", "MZ1")
+    clip = next(c for c in caller_clips() if c.id == "caller_yes")
+    start, end = wire_speech_bounds(codec, clip)
+    assert start == clip.speech_start_ms and end <= clip.speech_end_ms  # 8 kHz loses the sibilants' energy
+    assert wire_speech_bounds(AcsCodec("x"), clip) == (clip.speech_start_ms, clip.speech_end_ms)

@@ -19,7 +19,7 @@ import websocket
 
 from protocols.media import AUDIO, MARK, STOP_AUDIO, MediaCodec, ProtocolError
 from voice.audio import DEFAULT_SPEECH_RMS, pcm16_rms
-from voice.fixtures import Clip, encoded_payloads, silence_payload
+from voice.fixtures import Clip, encoded_payloads, silence_payload, wire_speech_bounds
 from voice.pacer import AudioPacer
 
 # on_metric(group, name, ms, error) -- error is None for a good sample, else a short reason
@@ -119,7 +119,8 @@ class CallSession:
         index = 0
         for number, clip in enumerate(plan.clips, start=1):
             start = pacer.deadline(index)
-            turn = Turn(number, clip, start + clip.speech_start_ms / 1000.0, start + clip.speech_end_ms / 1000.0)
+            speech_start_ms, speech_end_ms = wire_speech_bounds(codec, clip, plan.audible_rms)
+            turn = Turn(number, clip, start + speech_start_ms / 1000.0, start + speech_end_ms / 1000.0)
             self.result.turns.append(turn)
             self.current = turn
             for payload in encoded_payloads(codec, clip):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from voice.audio import frame_bytes, read_wav
+from voice.audio import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, read_wav
 
 AUDIO_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "audio"
 
@@ -57,6 +57,20 @@ def encoded_payloads(codec, clip: Clip) -> list[bytes]:
     if key not in _PAYLOADS:
         _PAYLOADS[key] = codec.encode_payloads(clip.pcm)
     return _PAYLOADS[key]
+
+
+_BOUNDS: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def wire_speech_bounds(codec, clip: Clip, threshold: float = DEFAULT_SPEECH_RMS) -> tuple[int, int]:
+    """(start, end) ms of speech as the codec's frames carry it. Telephony encoding changes what an
+    energy VAD hears (8 kHz mu-law loses the sibilants' energy), so the schedule is anchored to the
+    audio actually sent, not to the 16 kHz original."""
+    key = (codec.name, clip.id)
+    if key not in _BOUNDS:
+        loud = [i for i, p in enumerate(encoded_payloads(codec, clip)) if pcm16_rms(codec.decode_audio(p)) >= threshold]
+        _BOUNDS[key] = (loud[0] * codec.frame_ms, (loud[-1] + 1) * codec.frame_ms) if loud else (0, 0)
+    return _BOUNDS[key]
 
 
 def silence_payload(codec) -> bytes:
