@@ -152,11 +152,14 @@ class Settings(BaseModel):
     users: int | None = Field(None, gt=0)
     spawn_rate: float | None = Field(None, gt=0)
     results_dir: Path = Path("results")
+    call_log: Path | None = Field(None, description="append one JSON line per finished call (per-turn timings)")
 
     turns_per_call: int = Field(2, gt=0, le=50)
     turn_timeout_s: float = Field(8.0, gt=0)
     think_time_ms: int = Field(300, ge=0)
     ping_interval_s: float = Field(1.0, gt=0)
+    barge_in_rate: float = Field(0.25, ge=0, le=1, description="share of later turns that interrupt the agent")
+    dtmf_rate: float = Field(0.1, ge=0, le=1, description="share of turns followed by a keypad digit")
 
     slo: list[SloTarget] = Field(default_factory=lambda: list(DEFAULT_SLOS))
     thresholds: VerdictThresholds = Field(default_factory=VerdictThresholds)
@@ -246,6 +249,7 @@ ENV_VARS: dict[str, str] = {
     "MAX_USERS": "max_users",
     "VOICELOAD_RESULTS_DIR": "results_dir",
     "VOICELOAD_INSECURE": "insecure",
+    "VOICELOAD_CALL_LOG": "call_log",
 }
 
 

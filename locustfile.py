@@ -23,9 +23,11 @@ from reporting.report import build_report
 from reporting.writer import write_run_outputs
 from users.api import ApiUser
 from users.runtime import get_settings, set_settings
-from users.voice import TelephonyCaller
+from users.voice import BrowserCaller, RelayListener, TelephonyCaller
 
-__all__ = ["ApiUser", "TelephonyCaller"]
+__all__ = ["ApiUser", "BrowserCaller", "RelayListener", "TelephonyCaller"]
+USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
+                      "relay_users": RelayListener}
 log = logging.getLogger("voiceload")
 
 
@@ -42,6 +44,11 @@ def _add_options(parser) -> None:
     group.add_argument("--suite", default="", include_in_web_ui=False, help="suite name recorded in the report")
     group.add_argument("--api-users", type=int, default=0, help="exact number of ApiUser (0: by weight)")
     group.add_argument("--voice-users", type=int, default=0, help="exact number of TelephonyCaller (0: by weight)")
+    group.add_argument("--browser-users", type=int, default=0, help="exact number of BrowserCaller (0: by weight)")
+    group.add_argument("--relay-users", type=int, default=0, help="exact number of RelayListener (0: by weight)")
+    group.add_argument("--call-log", default=None, help="append one JSON line per finished call with its per-turn timings")
+    group.add_argument("--barge-in-rate", type=float, default=None, include_in_web_ui=True,
+                       help="share of later caller turns that interrupt the agent (default 0.25)")
     group.add_argument("--turns-per-call", type=int, default=None, include_in_web_ui=True,
                        help="caller utterances per phone call (default 2)")
 
@@ -55,7 +62,8 @@ def _on_init(environment, **_kw) -> None:
     try:
         settings = load_settings(
             {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
-             "turns_per_call": options.turns_per_call},
+             "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate,
+             "call_log": options.call_log},
             config_file=options.voiceload_config,
         )
     except ConfigError as exc:
@@ -64,9 +72,9 @@ def _on_init(environment, **_kw) -> None:
     set_settings(settings)
     if not environment.host and settings.api_base_url:
         environment.host = settings.api_base_url
-    if options.api_users or options.voice_users:
-        ApiUser.fixed_count = max(0, options.api_users)
-        TelephonyCaller.fixed_count = max(0, options.voice_users)
+    if any(getattr(options, name) for name in USER_COUNT_OPTIONS):
+        for name, user_class in USER_COUNT_OPTIONS.items():
+            user_class.fixed_count = max(0, getattr(options, name))
     locust_plugin.install(environment, _write_reports)
 
 
@@ -80,7 +88,7 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
     started = clock.started_at or dt.datetime.now(dt.timezone.utc)
     ended = clock.ended_at or dt.datetime.now(dt.timezone.utc)
     duration = max(0.0, (ended - started).total_seconds())
-    run_time = getattr(options, "run_time", None) if options else None
+    run_time = clock.planned_run_time
     run_id = (getattr(options, "run_id", "") or started.strftime("%Y%m%d-%H%M%S") + "-locust")
     run = {
         "id": run_id,
@@ -91,7 +99,7 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
         "test_type": None,
         "host": redact_url(environment.host or ""),
         "profile": settings.profile,
-        "workers": runner.worker_count if isinstance(runner, MasterRunner) else 0,
+        "workers": max(clock.workers, runner.worker_count) if isinstance(runner, MasterRunner) else 0,
         "users": max((p["users"] for p in clock.timeline), default=runner.user_count),
         "shape": type(environment.shape_class).__name__ if environment.shape_class else None,
         "command": os.environ.get("VOICELOAD_COMMAND") or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-t", "--run-time", type=parse_duration, help="how long to run, e.g. 45s, 2m (default: the suite's, "
                         "or TEST_DURATION seconds)")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
+    parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
+                        "while it speaks, 0-1 (default: 0.25)")
     parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
     parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
@@ -94,17 +96,10 @@ def fail_input(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def split_users(suite: Suite, users: int | None) -> tuple[int, int]:
-    """(api users, voice users) for a total, keeping the suite's proportion and at least one caller."""
-    if users is None:
-        return suite.api_users, suite.voice_users
-    api = round(users * suite.api_users / suite.users) if users > 1 else 0
-    return api, users - api
-
-
 def resolve_settings(args: argparse.Namespace, suite: Suite) -> Settings:
     overrides = {"api_base_url": args.host, "profile": args.profile, "results_dir": args.results_dir,
                  "turns_per_call": args.turns_per_call or suite.turns_per_call, "insecure": args.insecure or None,
+                 "barge_in_rate": args.barge_in_rate,
                  "users": args.users}
     return load_settings(overrides, config_file=args.config)
 
@@ -141,10 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.redacted(), indent=2))
         return EXIT_PASS
     run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else suite.duration_s)
-    api_users, voice_users = split_users(suite, args.users)
-    if api_users + voice_users > settings.max_users:
-        return fail_input(f"{api_users + voice_users} users exceed MAX_USERS={settings.max_users}")
-    results_dir = Path(settings.results_dir)
+    counts = suite.split(args.users)
+    total_users = sum(counts.values())
+    if total_users > settings.max_users:
+        return fail_input(f"{total_users} users exceed MAX_USERS={settings.max_users}")
+    results_dir = Path(settings.results_dir).resolve()
     if problem := ensure_writable(results_dir):
         return fail_input(problem)
     started = dt.datetime.now()
@@ -156,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     host = settings.api_base_url
     try:
         if host is None:
-            print(f"voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
+            print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
             stack = LocalStack(run_dir / "logs")
             try:
                 stack.start()
@@ -168,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         if reason := check_reachable(host, health_path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
-        print(f"voiceload: {suite.name} suite · profile {settings.profile} · {api_users} API users + {voice_users} callers"
+        print(f"voiceload: {suite.name} suite · profile {settings.profile} · {counts['api_users']} API users, "
+              f"{counts['voice_users']} phone + {counts['browser_users']} browser callers, {counts['relay_users']} relay listeners"
               f" · {run_time}s · results in {run_dir}", flush=True)
-        command = locust_command(run_dir, host, api_users + voice_users, args.spawn_rate or suite.spawn_rate, run_time, {
-            "target_profile": settings.profile, "suite": suite.name, "api_users": api_users, "voice_users": voice_users,
-            "turns_per_call": settings.turns_per_call, "voiceload_config": args.config,
+        command = locust_command(run_dir, host, total_users, args.spawn_rate or suite.spawn_rate, run_time, {
+            "target_profile": settings.profile, "suite": suite.name, **counts,
+            "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
+            "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl",
         })
         env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *(argv if argv is not None else sys.argv[1:])]),
                    PYTHONUNBUFFERED="1")

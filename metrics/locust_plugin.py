@@ -9,12 +9,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import sys
 import time
 
 import gevent
 from locust.env import Environment
+from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 from metrics.recorder import RECORDER, TIMELINE_METRICS
@@ -27,9 +30,11 @@ class RunClock:
     """Wall-clock bounds of the test, for the report."""
 
     def __init__(self) -> None:
+        self.planned_run_time: float | None = None
         self.started_at: dt.datetime | None = None
         self.ended_at: dt.datetime | None = None
         self.started_perf: float | None = None
+        self.workers = 0  # most workers seen during the run
         self.timeline: list[dict] = []
 
 
@@ -52,23 +57,45 @@ def install(environment: Environment, on_quit) -> RunClock:
             RECORDER.cpu_samples.append(float(cpu_usage))
 
     if is_worker:
+        dump_dir = os.environ.get("VOICELOAD_SAMPLE_DUMP_DIR")
+
+        @environment.events.test_stop.add_listener
+        def _final_report(environment, **_kw):
+            # Sent before this worker tells the master it has stopped; the master ignores the
+            # reports of workers that have stopped, so samples from the last seconds would be lost.
+            environment.runner._send_stats()
+
         @environment.events.report_to_master.add_listener
         def _ship(client_id, data, **_kw):
             data["voiceload"] = RECORDER.drain()
+            if dump_dir:  # a copy of every shipment, so tests can check the master merged them exactly
+                with open(os.path.join(dump_dir, f"worker-{os.getpid()}.jsonl"), "a") as dump:
+                    dump.write(json.dumps(data["voiceload"]) + "\n")
         return clock
 
+    options = environment.parsed_options
+    clock.planned_run_time = getattr(options, "run_time", None)
     if is_master:
         @environment.events.worker_report.add_listener
         def _absorb(client_id, data, **_kw):
             if "voiceload" in data:
                 RECORDER.absorb(data["voiceload"])
 
+        if options is not None and options.headless and options.run_time:
+            # Locust's own --run-time quits the master 0.5 s after telling workers to quit, while their
+            # callers may still be finishing calls (--stop-timeout): their last samples would be lost.
+            # Take over the timer: stop the workers gracefully, collect their last reports, then quit.
+            options.run_time = None
+
     @environment.events.test_start.add_listener
     def _started(environment, **_kw):
         if clock.started_at is None:
             clock.started_at = dt.datetime.now(dt.timezone.utc)
             clock.started_perf = time.perf_counter()
+            clock.workers = getattr(environment.runner, "worker_count", 0)
             gevent.spawn(_timeline_loop, environment, clock)
+            if is_master and clock.planned_run_time and options.run_time is None:
+                gevent.spawn_later(clock.planned_run_time, _stop_workers_then_quit, environment.runner)
 
     @environment.events.test_stop.add_listener
     def _stopped(environment, **_kw):
@@ -85,6 +112,16 @@ def install(environment: Environment, on_quit) -> RunClock:
     return clock
 
 
+def _stop_workers_then_quit(runner) -> None:
+    log.info("voiceload: run time reached; stopping workers and collecting their last samples")
+    workers = [client.id for client in runner.clients.all]
+    runner.stop()  # sends stop to every worker and waits until their users have finished
+    gevent.sleep(0.5)
+    for worker in workers:  # stopped workers are no longer in runner.clients, so quit them by id
+        runner.server.send_to_client(Message("quit", None, worker))
+    runner.quit()
+
+
 def _timeline_loop(environment: Environment, clock: RunClock) -> None:
     """Every few seconds: users, throughput, failures and voice_loop p95 of the last interval."""
     while True:
@@ -92,6 +129,7 @@ def _timeline_loop(environment: Environment, clock: RunClock) -> None:
         runner = environment.runner
         if runner is None or runner.state in ("stopped", "quitting"):
             return
+        clock.workers = max(clock.workers, getattr(runner, "worker_count", 0))
         window = RECORDER.take_window()
         point = {
             "t_s": round(time.perf_counter() - (clock.started_perf or time.perf_counter()), 1),

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from protocols.media import AUDIO, OTHER, STOP_AUDIO, InboundEvent, ProtocolError
+from protocols.media import AUDIO, OTHER, STOP_AUDIO, InboundEvent, ProtocolError, b64_size
 from voice.audio import frame_bytes, split_frames
 
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -20,6 +20,7 @@ class AcsCodec:
     name = "acs"
     sample_rate = 16000
     frame_ms = 20
+    binary_frames = False
 
     def __init__(self, call_id: str, participant: str = "8:acs:voiceload-caller") -> None:
         self.call_id = call_id
@@ -64,10 +65,14 @@ class AcsCodec:
             data = _get(audio, "data") if isinstance(audio, dict) else None
             if not isinstance(data, str):
                 raise ProtocolError("AudioData without data")
-            return InboundEvent(AUDIO, data)
+            return InboundEvent(AUDIO, data, b64_size(data) / 32.0)
         if kind == "stopaudio":
             return InboundEvent(STOP_AUDIO)
         return InboundEvent(OTHER, kind)
+
+    def decode_payload(self, payload: bytes) -> np.ndarray:
+        """One of our own pre-encoded outbound payloads -> samples."""
+        return self.decode_audio(payload)
 
     def decode_audio(self, payload: str | bytes) -> np.ndarray:
         try:

@@ -24,12 +24,22 @@ class ProtocolError(ValueError):
 class InboundEvent:
     kind: str
     data: str | bytes | None = None  # audio: base64 payload (decoded only when needed); text events: the text
+    duration_ms: float = 0.0  # audio: how much audio the frame carries
+
+
+def b64_size(data: str | bytes) -> int:
+    """Decoded size of a base64 string, without decoding it."""
+    size = len(data) * 3 // 4
+    if data[-2:] in ("==", b"=="):
+        return size - 2
+    return size - 1 if data[-1:] in ("=", b"=") else size
 
 
 class MediaCodec(Protocol):
     name: str
     sample_rate: int  # of the audio on the wire
     frame_ms: int
+    binary_frames: bool  # outbound audio as binary WebSocket frames (browser) or text (JSON protocols)
 
     def opening_messages(self) -> list[bytes]: ...
 
@@ -46,6 +56,10 @@ class MediaCodec(Protocol):
     def dtmf(self, digit: str) -> bytes | None: ...
 
     def parse(self, message: bytes | str) -> InboundEvent: ...
+
+    def decode_payload(self, payload: bytes) -> np.ndarray:
+        """One of our own pre-encoded outbound payloads -> int16 samples."""
+        ...
 
     def decode_audio(self, payload: str | bytes) -> np.ndarray:
         """Inbound audio payload -> int16 samples (for the audible-energy check)."""

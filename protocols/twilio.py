@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from protocols.media import AUDIO, MARK, OTHER, STOP_AUDIO, InboundEvent, ProtocolError
+from protocols.media import AUDIO, MARK, OTHER, STOP_AUDIO, InboundEvent, ProtocolError, b64_size
 from voice.audio import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, split_frames
 
 
@@ -17,6 +17,7 @@ class TwilioCodec:
     name = "twilio"
     sample_rate = 8000
     frame_ms = 20
+    binary_frames = False
 
     def __init__(self, call_sid: str, stream_sid: str, custom_parameters: dict | None = None) -> None:
         self.call_sid = call_sid
@@ -62,12 +63,16 @@ class TwilioCodec:
             payload = media.get("payload") if isinstance(media, dict) else None
             if not isinstance(payload, str):
                 raise ProtocolError("media without payload")
-            return InboundEvent(AUDIO, payload)
+            return InboundEvent(AUDIO, payload, b64_size(payload) / 8.0)
         if event == "clear":
             return InboundEvent(STOP_AUDIO)
         if event == "mark":
             return InboundEvent(MARK)
         return InboundEvent(OTHER, event)
+
+    def decode_payload(self, payload: bytes) -> np.ndarray:
+        """One of our own pre-encoded outbound payloads -> samples."""
+        return self.decode_audio(payload)
 
     def decode_audio(self, payload: str | bytes) -> np.ndarray:
         try:

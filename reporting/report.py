@@ -11,6 +11,7 @@ from metrics.slo import evaluate_slos, verdict
 SCHEMA = "voiceload.report/1"
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 BACKEND_GROUPS = {"redis", "openai", "speech", "cosmos"}
+UNITS = {"agent_real_time_factor": "x"}  # everything else is milliseconds
 
 
 def metric_summaries(recorder: MetricsRecorder) -> dict[str, dict]:
@@ -18,7 +19,7 @@ def metric_summaries(recorder: MetricsRecorder) -> dict[str, dict]:
     out = {}
     for name, histogram in sorted(recorder.metrics.items()):
         out[name] = {"group": recorder.metric_groups.get(name, ""), **histogram.summary(),
-                     "failures": recorder.metric_failures.get(name, 0), "unit": "ms"}
+                     "failures": recorder.metric_failures.get(name, 0), "unit": UNITS.get(name, "ms")}
     for name, failures in recorder.metric_failures.items():
         if name not in out:
             out[name] = {"group": recorder.metric_groups.get(name, ""), **LatencyHistogram().summary(),
@@ -120,6 +121,10 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
             "calls_failed": counters.get("calls_failed", 0),
             "calls_interrupted": counters.get("calls_interrupted", 0),
             "ws_dropped": counters.get("ws_dropped", 0),
+            "audio_underruns": counters.get("audio_underruns", 0),
+            "malformed_frames": counters.get("malformed_frames", 0),
+            "dtmf_sent": counters.get("dtmf_sent", 0),
+            "relay_events": counters.get("relay_events", 0),
             "critical_error_rate": run_rates["critical_error_rate"],
             "ws_drop_rate": run_rates["ws_drop_rate"],
             "generator_healthy": health.healthy,

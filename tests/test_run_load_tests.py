@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-import statistics
 import time
 
-import httpx
 import pytest
-import redis
 
 from orchestrator.ports import free_port
 from tests.conftest import latest_report, run_cli
@@ -38,32 +35,6 @@ def test_quick_run_on_local_stack_writes_full_report(tmp_path):
     outputs = [p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     for secret in SECRETS.values():
         assert not any(secret in text for text in outputs), secret
-
-
-def test_voice_loop_matches_the_targets_ground_truth_in_fixed_mode(start_stack, tmp_path):
-    stack = start_stack("--latency-mode", "fixed", "--eot-silence-ms", "300", "--stt-final-ms", "60",
-                        "--llm-ttft-ms", "150", "--tts-first-byte-ms", "50")
-    result = run_cli(["--host", stack.base_url, "-u", "3", "-t", "12s", "--turns-per-call", "2", "--results-dir", str(tmp_path)])
-    assert result.returncode in (0, 4), result.stdout + result.stderr
-    measured = latest_report(tmp_path)["metrics"]["voice_loop"]
-    assert measured["count"] >= 4
-
-    # the target's own per-turn ground truth, for every call it served
-    client = redis.Redis.from_url(stack.redis_url)
-    call_ids = [key.decode().split(":", 1)[1] for key in client.scan_iter("session:*") if key.count(b":") == 1]
-    turns = []
-    for call_id in call_ids:
-        truth = httpx.get(f"{stack.base_url}/api/v1/metrics/session/{call_id}", timeout=5)
-        if truth.status_code == 200:
-            turns += [t for t in truth.json()["turns"] if t.get("first_audio_sent_ms") is not None]
-    assert turns, "the target recorded no answered turns"
-    server_pipeline = statistics.median(t["eot_to_first_audio_ms"] for t in turns)
-    assert server_pipeline == pytest.approx(60 + 150 + 50, abs=15)  # stt_final + llm_ttft + tts_first_byte
-    # End of turn is detected on arrival of the 15th silent 20 ms frame, which is due 280 ms after the
-    # scheduled end of speech; the agent's first audible frame follows its pipeline delay.
-    agent_lead = statistics.median(t.get("agent_speech_start_ms", 0) for t in turns)
-    expected = (300 - 20) + server_pipeline + agent_lead
-    assert measured["p50"] == pytest.approx(expected, abs=15), (measured, expected)
 
 
 def test_a_slow_target_fails_its_slo_with_exit_1(start_stack, tmp_path):

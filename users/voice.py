@@ -1,38 +1,96 @@
-"""Voice users: callers that place a call and talk to the agent over its media WebSocket."""
+"""Voice users: callers that talk to the agent over its media WebSocket, and a relay-dashboard listener.
+
+- TelephonyCaller: start call over REST, then ACS JSON or Twilio mu-law media (from the profile).
+- BrowserCaller: the browser conversation socket (binary PCM in, JSON envelopes out, transcripts).
+- RelayListener: holds the relay socket open and counts the events the server pushes.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import random
 import time
+import uuid
+from urllib.parse import urlencode
 
-from gevent import GreenletExit
-from locust import between, task
+import websocket
+from locust import User, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from config import Settings
 from metrics.events import emit
 from metrics.histogram import LatencyHistogram
 from metrics.recorder import RECORDER
+from protocols.browser import BrowserCodec
 from protocols.connection import open_websocket
-from users.call_setup import CallSetupError, start_call
+from users.call_setup import CallSetupError, MediaTarget, start_call
+from users.cross_check import client_minus_server
 from users.runtime import get_settings
-from voice.call_session import CallPlan, CallSession
+from voice.call_session import CallPlan, CallResult, CallSession, TurnScript
 from voice.fixtures import caller_clips
 
+BARGE_IN_AFTER_MS = 800.0  # an interruption starts this long into the agent's audible reply
+DTMF_DIGITS = "0123456789*#"
 
-class TelephonyCaller(FastHttpUser):
-    """A phone caller: start call over REST, stream real speech in 20 ms frames on absolute deadlines
-    (ACS JSON or Twilio mu-law, from the profile), measure ws_handshake, ws_ping_rtt, voice_loop."""
 
+class LocustCallObserver:
+    """Sends a call's measurements to Locust (request events) and the exact recorder."""
+
+    def __init__(self) -> None:
+        self.frame_lateness = LatencyHistogram()
+
+    def metric(self, group: str, name: str, ms: float, error: str | None = None) -> None:
+        emit(group, name, ms, error)
+
+    def value(self, name: str, value: float) -> None:
+        RECORDER.record(name, value, "voice")
+
+    def count(self, name: str, amount: int = 1) -> None:
+        RECORDER.count(name, amount)
+
+    def error(self, kind: str, message: str) -> None:
+        RECORDER.error(kind, message)
+
+    def lateness(self, ms: float) -> None:
+        self.frame_lateness.record(ms)
+
+    def flush(self) -> None:
+        """Per-frame lateness goes to the exact histogram; Locust gets one row per call (its p99)."""
+        if not self.frame_lateness.total:
+            return
+        RECORDER.metrics.setdefault("frame_send_lateness", LatencyHistogram()).merge(self.frame_lateness)
+        RECORDER.metric_groups.setdefault("frame_send_lateness", "websocket")
+        events.request.fire(request_type="websocket", name="frame_send_lateness", response_time=self.frame_lateness.percentile(99),
+                            response_length=0, exception=None, context={})
+
+
+def conversation(settings: Settings, rng: random.Random = random) -> list[TurnScript]:
+    """A caller's turns: random real utterances; later turns may interrupt the agent or press a key."""
+    turns = []
+    for number, clip in enumerate(rng.choices(caller_clips(), k=settings.turns_per_call)):
+        barge = BARGE_IN_AFTER_MS if number > 0 and rng.random() < settings.barge_in_rate else None
+        dtmf = rng.choice(DTMF_DIGITS) if rng.random() < settings.dtmf_rate else None
+        turns.append(TurnScript(clip, barge_in_after_ms=barge, dtmf=dtmf))
+    return turns
+
+
+class VoiceCallerBase(FastHttpUser):
+    """Shared call lifecycle: connect, run the measured session, count the outcome, cross-check."""
+
+    abstract = True
     wait_time = between(0.5, 1.5)
-    weight = 2
+
+    def connect_media(self, settings: Settings) -> MediaTarget:
+        raise NotImplementedError
 
     @task
-    def phone_call(self) -> None:
+    def call(self) -> None:
         settings = get_settings()
         setup_started = time.perf_counter()
         RECORDER.count("calls_attempted")
         try:
-            media = start_call(self.client, settings)
+            media = self.connect_media(settings)
         except CallSetupError as exc:
             RECORDER.error("call_setup", str(exc))
             RECORDER.count("calls_failed")
@@ -45,34 +103,138 @@ class TelephonyCaller(FastHttpUser):
                  f"{exc.__class__.__name__}: {exc}"[:200])
             RECORDER.count("calls_failed")
             return
+        opened_at = time.perf_counter()
         emit("websocket", "ws_handshake", handshake_ms)
-        emit("voice", "call_setup", (time.perf_counter() - setup_started) * 1000.0)
+        emit("voice", "call_setup", (opened_at - setup_started) * 1000.0)
         RECORDER.count("calls_started")
         RECORDER.count("ws_opened")
-
-        plan = CallPlan(clips=random.choices(caller_clips(), k=settings.turns_per_call),
-                        turn_timeout_s=settings.turn_timeout_s, think_time_ms=settings.think_time_ms,
-                        ping_interval_s=settings.ping_interval_s)
-        lateness = LatencyHistogram()
-        session = CallSession(ws, media.codec, plan, emit, RECORDER.error, lateness.record)
+        plan = CallPlan(conversation(settings), turn_timeout_s=settings.turn_timeout_s,
+                        think_time_ms=settings.think_time_ms, ping_interval_s=settings.ping_interval_s)
+        observer = LocustCallObserver()
         outcome = "calls_interrupted"
         try:
-            result = session.run()
+            result = CallSession(ws, media.codec, plan, observer).run()
             outcome = "calls_completed" if result.completed else "calls_failed"
             if result.dropped:
                 RECORDER.count("ws_dropped")
-        except GreenletExit:
-            raise
         finally:
             RECORDER.count(outcome)
-            if lateness.total:
-                RECORDER.metrics.setdefault("frame_send_lateness", LatencyHistogram()).merge(lateness)
-                RECORDER.metric_groups.setdefault("frame_send_lateness", "websocket")
-                emit_locust_only("websocket", "frame_send_lateness", lateness.percentile(99))
+            observer.flush()
+        if settings.call_log:
+            append_call_log(settings.call_log, media.call_id, media.codec.name, result)
+        self.cross_check(settings, media.call_id, opened_at, result)
+
+    def cross_check(self, settings: Settings, call_id: str, opened_at: float, result: CallResult) -> None:
+        """Compare our timings with the server's own per-turn record, where the profile serves one."""
+        endpoint = settings.target_profile.call_metrics
+        if endpoint is None or not result.answered_turns:
+            return
+        with self.client.get(endpoint.path.format(call_id=call_id), name="call_metrics", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}")
+                return
+            try:
+                server = response.json()
+            except ValueError:
+                response.failure("call metrics are not JSON")
+                return
+        for delta in client_minus_server(result.turns, opened_at, server):
+            RECORDER.record("client_minus_server", delta, "crosscheck")
 
 
-def emit_locust_only(group: str, name: str, ms: float) -> None:
-    """One Locust row per call for per-frame metrics (the exact histogram already has every frame)."""
-    from locust import events
+class TelephonyCaller(VoiceCallerBase):
+    """A phone caller: start call over REST, stream real speech in 20 ms frames on absolute deadlines
+    (ACS JSON or Twilio mu-law, from the profile); measures ws_handshake, ws_ping_rtt, voice_loop, barge_in."""
 
-    events.request.fire(request_type=group, name=name, response_time=ms, response_length=0, exception=None, context={})
+    weight = 2
+
+    def connect_media(self, settings: Settings) -> MediaTarget:
+        return start_call(self.client, settings)
+
+
+class BrowserCaller(VoiceCallerBase):
+    """A browser voice session: binary PCM16 frames (1024 B = 32 ms) on absolute deadlines; measures
+    stt_first_partial, stt_final and voice_loop from the JSON envelopes, plus barge-in."""
+
+    weight = 1
+
+    def connect_media(self, settings: Settings) -> MediaTarget:
+        endpoint = settings.target_profile.browser_ws
+        if endpoint is None:
+            raise CallSetupError(f"profile {settings.profile} has no browser conversation socket")
+        call_id = str(uuid.uuid4())
+        url = f"{settings.websocket_base_url}{endpoint.path}?{urlencode({'session_id': call_id, 'call_id': call_id})}"
+        return MediaTarget(call_id, url, {}, BrowserCodec())
+
+
+def call_record(call_id: str, protocol: str, result: CallResult) -> dict:
+    """One call's per-turn timings (ms), as measured: the call log's line."""
+    def since(at: float | None, anchor: float) -> float | None:
+        return None if at is None else round((at - anchor) * 1000.0, 3)
+
+    turns = [{"turn": t.index, "clip": t.clip.id, "barge_in": t.barge_in,
+              "voice_loop": since(t.first_audible_at, t.speech_end_at),
+              "barge_in_ms": since(t.stopped_at, t.speech_start_at) if t.barge_in else None,
+              "stt_first_partial": since(t.first_partial_at, t.speech_start_at),
+              "stt_final": since(t.final_at, t.speech_end_at)} for t in result.turns]
+    return {"call_id": call_id, "protocol": protocol, "completed": result.completed, "failure": result.failure, "turns": turns}
+
+
+def append_call_log(path, call_id: str, protocol: str, result: CallResult) -> None:
+    """One JSON line per call; a single small write, so lines from several processes do not interleave."""
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(call_record(call_id, protocol, result)) + "\n")
+    except OSError as exc:
+        RECORDER.error("call_log", f"cannot append to {path}: {exc.strerror}")
+
+
+class RelayListener(User):
+    """A dashboard: holds the relay socket for `relay_hold_s`, counts pushed events and their lag
+    (receive time - the event's own timestamp; meaningful when both clocks are in sync)."""
+
+    weight = 1
+    wait_time = between(0.5, 1.0)
+    relay_hold_s = 20.0
+
+    @task
+    def listen(self) -> None:
+        settings = get_settings()
+        endpoint = settings.target_profile.relay_ws
+        if endpoint is None:
+            RECORDER.error("relay", f"profile {settings.profile} has no relay socket")
+            self.stop()
+            return
+        try:
+            ws, handshake_ms = open_websocket(settings.websocket_base_url + endpoint.path, insecure=settings.insecure)
+        except Exception as exc:  # noqa: BLE001 - counted, reported
+            emit("relay", "ws_handshake", 0.0, f"{exc.__class__.__name__}: {exc}"[:200])
+            return
+        emit("relay", "ws_handshake", handshake_ms)
+        ws.settimeout(1.0)
+        deadline = time.monotonic() + self.relay_hold_s
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    message = ws.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue
+                received = dt.datetime.now(dt.timezone.utc)
+                RECORDER.count("relay_events")
+                lag = _event_lag_ms(message, received)
+                if lag is not None:
+                    emit("relay", "relay_event_lag", lag)
+        except (websocket.WebSocketException, OSError) as exc:
+            RECORDER.error("relay", f"relay socket closed: {exc.__class__.__name__}")
+        finally:
+            ws.close(timeout=1)
+
+
+def _event_lag_ms(message: str | bytes, received: dt.datetime) -> float | None:
+    try:
+        stamp = json.loads(message).get("ts")
+        sent = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (ValueError, AttributeError, TypeError):
+        RECORDER.error("relay", "pushed event without a readable ts")
+        return None
+    return max(0.0, (received - sent).total_seconds() * 1000.0)

@@ -1,40 +1,64 @@
-"""One measured phone call over an open media WebSocket: the caller's side, protocol-agnostic.
+"""One measured call over an open media WebSocket: the caller's side, protocol-agnostic.
 
-Three greenlets share the socket: the sender streams caller audio on absolute deadlines
-(speech, then continuous silence, as a real phone line does), the receiver parses the agent's
-frames and detects the first *audible* agent frame of each turn, and the pinger times
-WebSocket ping/pong. Every latency is anchored to the schedule (DESIGN.md, Metrics):
+Three greenlets share the socket: the sender streams caller audio on absolute deadlines (speech,
+then continuous silence, as a real line does), the receiver parses the agent's frames, and the
+pinger times WebSocket ping/pong. Every latency is anchored to the schedule (DESIGN.md, Metrics):
 
-    voice_loop = arrival of the first audible agent frame - (t0 + turn start + clip speech end)
+    voice_loop        = first audible agent frame - scheduled end of the caller's speech
+    stt_first_partial = first partial transcript   - scheduled start of the caller's speech
+    stt_final         = final transcript           - scheduled end of the caller's speech
+    barge_in          = StopAudio/clear/audio_stop (or the agent's audio stopping) - scheduled start
+                        of an utterance that interrupts the agent
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Protocol
 
 import gevent
 import websocket
 
-from protocols.media import AUDIO, MARK, STOP_AUDIO, MediaCodec, ProtocolError
+from protocols.media import ASSISTANT_TEXT, AUDIO, MARK, OTHER, STOP_AUDIO, TRANSCRIPT_FINAL, TRANSCRIPT_PARTIAL, MediaCodec, ProtocolError
 from voice.audio import DEFAULT_SPEECH_RMS, pcm16_rms
 from voice.fixtures import Clip, encoded_payloads, silence_payload, wire_speech_bounds
+from voice.jitter import PlayoutStats
 from voice.pacer import AudioPacer
 
-# on_metric(group, name, ms, error) -- error is None for a good sample, else a short reason
-MetricSink = Callable[[str, str, float, "str | None"], None]
-ErrorSink = Callable[[str, str], None]
+
+class CallObserver(Protocol):
+    """Where a call's measurements go (Locust + the exact recorder in a run; a list in a test)."""
+
+    def metric(self, group: str, name: str, ms: float, error: str | None = None) -> None: ...
+
+    def value(self, name: str, value: float) -> None: ...
+
+    def count(self, name: str, amount: int = 1) -> None: ...
+
+    def error(self, kind: str, message: str) -> None: ...
+
+    def lateness(self, ms: float) -> None: ...
+
+
+@dataclass
+class TurnScript:
+    """One caller utterance. `barge_in_after_ms`: start it that long after the agent's previous reply
+    became audible, interrupting it. `dtmf`: a keypad digit to send after the agent answers."""
+
+    clip: Clip
+    barge_in_after_ms: float | None = None
+    dtmf: str | None = None
 
 
 @dataclass
 class CallPlan:
     """How the caller behaves: what it says, how long it waits, how it decides the agent is done."""
 
-    clips: list[Clip]
+    turns: list[TurnScript]
     turn_timeout_s: float = 8.0  # from the scheduled end of speech to the first audible reply
     reply_gap_s: float = 0.6  # no agent audio for this long after it started = the reply is over
-    think_time_ms: int = 300  # silence between the end of the reply and the next utterance
+    think_time_ms: int = 300  # silence between the end of a reply and the next utterance
     ping_interval_s: float = 1.0
     pong_timeout_s: float = 5.0
     audible_rms: float = DEFAULT_SPEECH_RMS
@@ -47,9 +71,17 @@ class Turn:
     clip: Clip
     speech_start_at: float  # scheduled (perf_counter s)
     speech_end_at: float
+    barge_in: bool = False  # this utterance interrupts the previous reply
+    awaiting_stop: bool = False  # barge-in sent, the interrupted reply not yet stopped
+    old_audio_last_at: float | None = None
     first_audible_at: float | None = None
     last_agent_audio_at: float | None = None
+    first_partial_at: float | None = None
+    final_at: float | None = None
+    stopped_at: float | None = None
     mark_seen: bool = False
+    assistant_text: str = ""
+    playout: PlayoutStats | None = None
 
     @property
     def voice_loop_ms(self) -> float | None:
@@ -72,19 +104,17 @@ class CallResult:
 class CallSession:
     """Drives one call; `run()` blocks the calling greenlet until the caller hangs up."""
 
-    def __init__(self, ws: websocket.WebSocket, codec: MediaCodec, plan: CallPlan,
-                 on_metric: MetricSink, on_error: ErrorSink, on_lateness: Callable[[float], None]) -> None:
+    def __init__(self, ws: websocket.WebSocket, codec: MediaCodec, plan: CallPlan, observer: CallObserver) -> None:
         self.ws = ws
         self.codec = codec
         self.plan = plan
-        self.on_metric = on_metric
-        self.on_error = on_error
-        self.on_lateness = on_lateness
+        self.observer = observer
         self.result = CallResult()
         self.current: Turn | None = None
         self.closed = False
         self.hanging_up = False
         self._pings: dict[bytes, float] = {}
+        self._opcode = websocket.ABNF.OPCODE_BINARY if codec.binary_frames else websocket.ABNF.OPCODE_TEXT
 
     # -- public ---------------------------------------------------------------------------------
     def run(self) -> CallResult:
@@ -97,6 +127,8 @@ class CallSession:
         finally:
             self.hanging_up = True
             pinger.kill(block=False)
+            if self.current is not None:
+                self._finish_reply(self.current)
             for message in self.codec.closing_messages():
                 self._try_send(message)
             receiver.kill(block=True, timeout=2)
@@ -110,45 +142,68 @@ class CallSession:
     # -- sender ---------------------------------------------------------------------------------
     def _send_loop(self) -> None:
         plan, codec = self.plan, self.codec
-        silence = silence_payload(codec)
+        self.silence = silence_payload(codec)
         for message in codec.opening_messages():
             self.ws.send(message, opcode=websocket.ABNF.OPCODE_TEXT)
         pacer = AudioPacer(codec.frame_ms)
-        frame_s = codec.frame_ms / 1000.0
-        call_deadline = pacer.t0 + plan.max_call_s
+        self.call_deadline = pacer.t0 + plan.max_call_s
         index = 0
-        for number, clip in enumerate(plan.clips, start=1):
+        previous: Turn | None = None
+        for number, script in enumerate(plan.turns, start=1):
+            barge = script.barge_in_after_ms is not None and previous is not None and previous.first_audible_at is not None
+            if barge:  # keep the line open until the moment we interrupt
+                interrupt_at = previous.first_audible_at + script.barge_in_after_ms / 1000.0
+                while pacer.deadline(index) < interrupt_at:
+                    index = self._send_frame(pacer, index, self.silence)
             start = pacer.deadline(index)
-            speech_start_ms, speech_end_ms = wire_speech_bounds(codec, clip, plan.audible_rms)
-            turn = Turn(number, clip, start + speech_start_ms / 1000.0, start + speech_end_ms / 1000.0)
+            speech_start_ms, speech_end_ms = wire_speech_bounds(codec, script.clip, plan.audible_rms)
+            turn = Turn(number, script.clip, start + speech_start_ms / 1000.0, start + speech_end_ms / 1000.0,
+                        barge_in=barge, awaiting_stop=barge)
+            if previous is not None:
+                self._finish_reply(previous)
             self.result.turns.append(turn)
             self.current = turn
-            for payload in encoded_payloads(codec, clip):
+            for payload in encoded_payloads(codec, script.clip):
                 index = self._send_frame(pacer, index, payload)
-            give_up_at = min(turn.speech_end_at + plan.turn_timeout_s, call_deadline)
-            while not self._reply_done(turn):
-                if self.closed:
-                    return
-                if pacer.deadline(index) >= give_up_at:
-                    self._turn_unanswered(turn)
-                    return
-                index = self._send_frame(pacer, index, silence)
+            following = plan.turns[number] if number < len(plan.turns) else None
+            interrupt_next = following is not None and following.barge_in_after_ms is not None
+            index = self._await_reply(pacer, index, turn, until_audible_only=interrupt_next)
+            if index < 0:
+                return
             self.result.answered_turns += 1
-            for _ in range(int(plan.think_time_ms / 1000.0 / frame_s)):
-                index = self._send_frame(pacer, index, silence)
+            if script.dtmf and (tone := codec.dtmf(script.dtmf)) is not None:
+                self.ws.send(tone, opcode=websocket.ABNF.OPCODE_TEXT)
+                self.observer.count("dtmf_sent")
+            if not interrupt_next:
+                for _ in range(int(plan.think_time_ms / codec.frame_ms)):
+                    index = self._send_frame(pacer, index, self.silence)
+            previous = turn
+
+    def _await_reply(self, pacer: AudioPacer, index: int, turn: Turn, until_audible_only: bool) -> int:
+        """Send silence until the agent's reply is over (or just audible); -1 when the call must end."""
+        give_up_at = min(turn.speech_end_at + self.plan.turn_timeout_s, self.call_deadline)
+        while True:
+            if turn.awaiting_stop:
+                self._check_audio_stopped(turn)
+            if turn.first_audible_at is not None and (until_audible_only or self._reply_done(turn)):
+                return index
+            if self.closed:
+                return -1
+            if pacer.deadline(index) >= give_up_at:
+                self._turn_unanswered(turn)
+                return -1
+            index = self._send_frame(pacer, index, self.silence)
 
     def _send_frame(self, pacer: AudioPacer, index: int, payload: bytes) -> int:
         if self.closed:
             raise websocket.WebSocketConnectionClosedException("closed by the server")
         lateness = pacer.wait_for(index)
-        self.ws.send(self.codec.frame(payload, index), opcode=websocket.ABNF.OPCODE_TEXT)
-        self.on_lateness(lateness)
+        self.ws.send(self.codec.frame(payload, index), opcode=self._opcode)
+        self.observer.lateness(lateness)
         self.result.frames_sent += 1
         return index + 1
 
     def _reply_done(self, turn: Turn) -> bool:
-        if turn.first_audible_at is None:
-            return False
         if turn.mark_seen:
             return True
         return time.perf_counter() - (turn.last_agent_audio_at or turn.first_audible_at) > self.plan.reply_gap_s
@@ -156,7 +211,33 @@ class CallSession:
     def _turn_unanswered(self, turn: Turn) -> None:
         reason = f"no audible agent audio within {self.plan.turn_timeout_s:g} s of the end of speech"
         self.result.failure = reason
-        self.on_metric("voice", "voice_loop", self.plan.turn_timeout_s * 1000.0, reason)
+        self.observer.metric("voice", "voice_loop", self.plan.turn_timeout_s * 1000.0, reason)
+        if turn.awaiting_stop:
+            self.observer.metric("voice", "barge_in", self.plan.turn_timeout_s * 1000.0, "the agent never stopped talking")
+
+    def _check_audio_stopped(self, turn: Turn) -> None:
+        """Barge-in without a stop message: the interrupted reply's audio simply stopped arriving."""
+        now = time.perf_counter()
+        last = turn.old_audio_last_at
+        if now < turn.speech_start_at or (last is not None and now - last <= self.plan.reply_gap_s):
+            return
+        turn.awaiting_stop = False
+        if last is None or last < turn.speech_start_at:
+            self.observer.metric("voice", "barge_in", 0.0, "the agent had finished before the interruption began")
+            return
+        turn.stopped_at = last
+        self.observer.metric("voice", "barge_in", (last - turn.speech_start_at) * 1000.0)
+
+    def _finish_reply(self, turn: Turn) -> None:
+        """Playback figures of a reply, once it is over."""
+        playout, turn.playout = turn.playout, None
+        if playout is None or playout.frames < 2:
+            return
+        self.observer.metric("voice", "audio_jitter", playout.jitter_ms)
+        if playout.underruns:
+            self.observer.count("audio_underruns", playout.underruns)
+        if (factor := playout.real_time_factor) is not None:
+            self.observer.value("agent_real_time_factor", factor)
 
     # -- receiver -------------------------------------------------------------------------------
     def _receive_loop(self) -> None:
@@ -171,38 +252,71 @@ class CallSession:
             if opcode == websocket.ABNF.OPCODE_PONG:
                 sent = self._pings.pop(bytes(frame.data), None)
                 if sent is not None:
-                    self.on_metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0, None)
+                    self.observer.metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0)
                 continue
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 self._socket_lost(f"server closed the socket (code {_close_code(frame.data)})")
                 return
-            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            if opcode != websocket.ABNF.OPCODE_TEXT:
+                if opcode == websocket.ABNF.OPCODE_BINARY:  # every protocol here answers in JSON text
+                    self.observer.error("protocol", f"{codec.name}: binary frame where JSON text is expected")
+                    self.observer.count("malformed_frames")
                 continue
             try:
-                event = codec.parse(frame.data)
-                if event.kind == AUDIO:
-                    self._on_agent_audio(event.data, now)
-                elif event.kind == MARK and self.current is not None:
-                    self.current.mark_seen = self.current.first_audible_at is not None
-                elif event.kind == STOP_AUDIO:
-                    self.on_error("stop_audio", "agent stopped its audio (barge-in)")
+                self._on_event(codec.parse(frame.data), now)
             except ProtocolError as exc:
-                self.on_error("protocol", f"{codec.name}: {exc}")
+                self.observer.error("protocol", f"{codec.name}: {exc}")
+                self.observer.count("malformed_frames")
 
-    def _on_agent_audio(self, payload, now: float) -> None:
+    def _on_event(self, event, now: float) -> None:
         turn = self.current
         if turn is None:
             return
+        kind = event.kind
+        if kind == AUDIO:
+            self._on_agent_audio(turn, event, now)
+        elif kind == STOP_AUDIO:
+            if turn.awaiting_stop and now >= turn.speech_start_at:
+                turn.awaiting_stop = False
+                turn.stopped_at = now
+                self.observer.metric("voice", "barge_in", (now - turn.speech_start_at) * 1000.0)
+        elif kind == MARK:
+            turn.mark_seen = turn.first_audible_at is not None
+        elif kind == TRANSCRIPT_PARTIAL:
+            if turn.first_partial_at is None and now >= turn.speech_start_at:
+                turn.first_partial_at = now
+                self.observer.metric("voice", "stt_first_partial", (now - turn.speech_start_at) * 1000.0)
+        elif kind == TRANSCRIPT_FINAL:
+            if turn.final_at is None and now >= turn.speech_start_at:
+                turn.final_at = now
+                if now < turn.speech_end_at:
+                    self.observer.error("early_final", "final transcript before the scheduled end of speech")
+                else:
+                    self.observer.metric("voice", "stt_final", (now - turn.speech_end_at) * 1000.0)
+        elif kind == ASSISTANT_TEXT:
+            turn.assistant_text += str(event.data or "")
+        elif kind == OTHER:
+            self.observer.error("unexpected", f"{self.codec.name}: unexpected frame {str(event.data)[:40]!r}")
+
+    def _on_agent_audio(self, turn: Turn, event, now: float) -> None:
+        if turn.awaiting_stop:
+            turn.old_audio_last_at = now  # the interrupted reply, still playing
+            return
+        if now < turn.speech_start_at:
+            return  # the tail of an earlier reply
         turn.last_agent_audio_at = now
-        if turn.first_audible_at is not None or now < turn.speech_start_at:
-            return  # already measured (cheap path), or audio from before this turn began
-        if pcm16_rms(self.codec.decode_audio(payload)) < self.plan.audible_rms:
+        if turn.playout is None:
+            turn.playout = PlayoutStats()
+        turn.playout.add(now, event.duration_ms)
+        if turn.first_audible_at is not None:
+            return  # already measured: the cheap path, no decoding
+        if pcm16_rms(self.codec.decode_audio(event.data)) < self.plan.audible_rms:
             return  # leading silence counts against the agent
         turn.first_audible_at = now
         if now < turn.speech_end_at:
-            self.on_error("talk_over", "agent audio started before the caller finished speaking")
+            self.observer.error("talk_over", "agent audio started before the caller finished speaking")
             return
-        self.on_metric("voice", "voice_loop", turn.voice_loop_ms, None)
+        self.observer.metric("voice", "voice_loop", turn.voice_loop_ms)
 
     # -- pinger ---------------------------------------------------------------------------------
     def _ping_loop(self) -> None:
@@ -221,7 +335,8 @@ class CallSession:
         for payload, sent in list(self._pings.items()):
             if now - sent > self.plan.pong_timeout_s or (final and not self.closed and now - sent > 1.0):
                 del self._pings[payload]
-                self.on_metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0, f"no pong within {self.plan.pong_timeout_s:g} s")
+                self.observer.metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0,
+                                     f"no pong within {self.plan.pong_timeout_s:g} s")
 
     # -- helpers ----------------------------------------------------------------------------------
     def _try_send(self, message: bytes, opcode: int = websocket.ABNF.OPCODE_TEXT) -> bool:
@@ -240,7 +355,7 @@ class CallSession:
         if not self.hanging_up:
             self.result.dropped = True
             self.result.failure = self.result.failure or f"socket closed mid-call: {reason}"
-            self.on_error("ws_dropped", reason)
+            self.observer.error("ws_dropped", reason)
 
 
 def _close_code(data: bytes) -> int | None:

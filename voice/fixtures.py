@@ -68,7 +68,7 @@ def wire_speech_bounds(codec, clip: Clip, threshold: float = DEFAULT_SPEECH_RMS)
     audio actually sent, not to the 16 kHz original."""
     key = (codec.name, clip.id)
     if key not in _BOUNDS:
-        loud = [i for i, p in enumerate(encoded_payloads(codec, clip)) if pcm16_rms(codec.decode_audio(p)) >= threshold]
+        loud = [i for i, p in enumerate(encoded_payloads(codec, clip)) if pcm16_rms(codec.decode_payload(p)) >= threshold]
         _BOUNDS[key] = (loud[0] * codec.frame_ms, (loud[-1] + 1) * codec.frame_ms) if loud else (0, 0)
     return _BOUNDS[key]
 
