@@ -73,3 +73,26 @@ def test_malformed_frames_and_a_dropped_socket_are_counted_not_fatal(tmp_path):
     assert any(kind == "unexpected" and "mystery" in message for kind, message in errors)
     assert "ws_dropped" in kinds and report["summary"]["ws_dropped"] >= 1
     assert report["summary"]["calls_failed"] >= 1 and report["summary"]["calls_completed"] == 0
+
+
+def test_leading_silence_in_the_agents_reply_counts_against_the_agent(start_stack, tmp_path):
+    """voice_loop ends at the first *audible* agent frame: 400 ms of silence before the agent speaks
+    must show up in full, not be hidden by the first (silent) audio frame's arrival."""
+    from voice.audio import read_wav, write_wav
+    from voice.fixtures import AUDIO_DIR, clip_by_id
+
+    clip = clip_by_id("agent_ack")
+    assert clip.speech_start_ms == 0
+    pcm, rate = read_wav(AUDIO_DIR / "agent" / "agent_ack.wav")
+    write_wav(tmp_path / "late_agent.wav", b"\x00\x00" * (rate * 400 // 1000) + pcm, rate)
+    manifest = {"clips": [{"id": "late_agent", "role": "agent", "file": "late_agent.wav", "text": clip.text,
+                           "sample_rate": rate, "speech_start_ms": 400, "speech_end_ms": clip.speech_end_ms + 400,
+                           "duration_ms": clip.duration_ms + 400}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    fixed = ["--latency-mode", "fixed", "--stt-final-ms", "60", "--llm-ttft-ms", "150", "--tts-first-byte-ms", "50"]
+    prompt = start_stack(*fixed)
+    late = start_stack(*fixed, "--audio-manifest", str(tmp_path / "manifest.json"))
+    normal_loop = locust(prompt.base_url, tmp_path, "prompt", "locustfile.py", ["TelephonyCaller"], 1, 8)["metrics"]["voice_loop"]
+    late_loop = locust(late.base_url, tmp_path, "late", "locustfile.py", ["TelephonyCaller"], 1, 8)["metrics"]["voice_loop"]
+    assert abs(late_loop["p50"] - (280 + 260 + 400)) <= 15, late_loop
+    assert late_loop["min"] - normal_loop["min"] >= 390
