@@ -21,6 +21,7 @@ from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 from metrics.recorder import RECORDER, TIMELINE_METRICS
+from voice.gc_tuning import tune_gc_for_realtime
 
 log = logging.getLogger("voiceload")
 TIMELINE_INTERVAL_S = 5.0
@@ -51,6 +52,10 @@ def install(environment: Environment, on_quit) -> RunClock:
             RECORDER.record_request(request_type, name, float(response_time or 0.0), exception is not None)
             if exception is not None and request_type in ("GET", "POST", "PUT", "DELETE", "PATCH"):
                 RECORDER.error("http", f"{request_type} {name}: {exception}")
+
+        @environment.events.test_start.add_listener
+        def _realtime_gc(environment, **_kw):
+            tune_gc_for_realtime()
 
         @environment.events.usage_monitor.add_listener
         def _cpu(environment, cpu_usage, memory_usage, **_kw):

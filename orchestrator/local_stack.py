@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import urllib.request
 
 from orchestrator.ports import free_port
 
@@ -115,8 +115,9 @@ class LocalStack:
 
         def healthy() -> bool:
             try:
-                return httpx.get(f"{self.base_url}/api/v1/health", timeout=0.5).status_code == 200
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{self.base_url}/api/v1/health", timeout=0.5) as response:
+                    return response.status == 200
+            except OSError:  # refused while starting, or an HTTP error
                 return False
 
         _wait(healthy, 20.0, "reference target", process, log_path)

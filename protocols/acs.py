@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
+import time
 
 import numpy as np
 
 from protocols.media import AUDIO, OTHER, STOP_AUDIO, InboundEvent, ProtocolError, b64_size
 from voice.audio import frame_bytes, split_frames
 
-_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+_AUDIO_PREFIX = b'{"kind":"AudioData","audioData":{"data":"'
+_AUDIO_SUFFIX_START = b'","'
 
 
 class AcsCodec:
@@ -24,7 +25,9 @@ class AcsCodec:
 
     def __init__(self, call_id: str, participant: str = "8:acs:voiceload-caller") -> None:
         self.call_id = call_id
-        self._start = dt.datetime.now(dt.timezone.utc)
+        self._start_ms = int(time.time() * 1000)
+        self._second = -1
+        self._second_text = b""
         self._prefix = b'{"kind":"AudioData","audioData":{"timestamp":"'
         self._middle = f'","participantRawID":"{participant}","data":"'.encode()
         self._suffix = b'","silent":false}}'
@@ -41,8 +44,11 @@ class AcsCodec:
         return [base64.b64encode(f) for f in split_frames(pcm16_16k, frame_bytes(self.sample_rate, self.frame_ms))]
 
     def frame(self, payload: bytes, index: int) -> bytes:
-        stamp = (self._start + dt.timedelta(milliseconds=index * self.frame_ms)).isoformat(timespec="milliseconds")
-        return b"".join((self._prefix, stamp[:-6].encode(), b"Z", self._middle, payload, self._suffix))
+        stamp_ms = self._start_ms + index * self.frame_ms  # the frame's place on the audio timeline
+        second, millis = divmod(stamp_ms, 1000)
+        if second != self._second:  # format the date once a second, not once a frame
+            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        return b"".join((self._prefix, self._second_text, b".%03dZ" % millis, self._middle, payload, self._suffix))
 
     def dtmf(self, digit: str) -> bytes:
         return json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}).encode()
@@ -50,6 +56,12 @@ class AcsCodec:
     def parse(self, message: bytes | str) -> InboundEvent:
         if not isinstance(message, (str, bytes, bytearray)):
             raise ProtocolError("unexpected frame type")
+        if isinstance(message, bytes) and message.startswith(_AUDIO_PREFIX):
+            # The common agent audio frame, read without a JSON parse (base64 holds no quotes or escapes).
+            end = message.find(b'"', len(_AUDIO_PREFIX))
+            if end > 0 and message.startswith(_AUDIO_SUFFIX_START, end):
+                data = message[len(_AUDIO_PREFIX):end]
+                return InboundEvent(AUDIO, data, b64_size(data) / 32.0)
         try:
             obj = json.loads(message)
         except ValueError:

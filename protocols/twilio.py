@@ -51,6 +51,12 @@ class TwilioCodec:
         return json.dumps({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}}).encode()
 
     def parse(self, message: bytes | str) -> InboundEvent:
+        if isinstance(message, bytes) and message.startswith(b'{"event":"media"') and message.endswith(b'"}}'):
+            # The common agent audio frame ({..."media":{"payload":"<b64>"}}), read without a JSON parse.
+            start = message.find(b'"payload":"')
+            data = message[start + 11:-3] if start > 0 else b'"'
+            if b'"' not in data:
+                return InboundEvent(AUDIO, data, b64_size(data) / 8.0)
         try:
             obj = json.loads(message)
         except (ValueError, TypeError):

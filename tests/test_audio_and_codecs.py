@@ -111,3 +111,17 @@ def test_twilio_speech_bounds_come_from_the_encoded_audio():
     start, end = wire_speech_bounds(codec, clip)
     assert start == clip.speech_start_ms and end <= clip.speech_end_ms  # 8 kHz loses the sibilants' energy
     assert wire_speech_bounds(AcsCodec("x"), clip) == (clip.speech_start_ms, clip.speech_end_ms)
+
+
+def test_fast_audio_paths_agree_with_the_json_parser():
+    pcm = base64.b64encode(np.full(640, 1200, dtype="<i2").tobytes())
+    acs, twilio = AcsCodec("c"), TwilioCodec("CA", "MZ")
+    fast = acs.parse(b'{"kind":"AudioData","audioData":{"data":"' + pcm + b'","timestamp":null,"participantRawID":null,"silent":false}}')
+    slow = acs.parse(b' {"kind":"AudioData","audioData":{"data":"' + pcm + b'","timestamp":null}}')
+    assert fast.kind == slow.kind == AUDIO and bytes(fast.data) == slow.data.encode() and fast.duration_ms == slow.duration_ms == 40
+    mulaw = base64.b64encode(b"\x7f" * 320)
+    fast = twilio.parse(b'{"event":"media","streamSid":"MZ","media":{"payload":"' + mulaw + b'"}}')
+    slow = twilio.parse(b'{"media":{"payload":"' + mulaw + b'"},"event":"media"}')
+    assert fast.kind == slow.kind == AUDIO and bytes(fast.data) == slow.data.encode() and fast.duration_ms == slow.duration_ms == 40
+    with pytest.raises(ProtocolError):  # a truncated fast-path lookalike still goes through the parser
+        acs.parse(b'{"kind":"AudioData","audioData":{"data":"abc')

@@ -20,7 +20,6 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from config import Settings
 from metrics.events import emit
-from metrics.histogram import LatencyHistogram
 from metrics.recorder import RECORDER
 from protocols.browser import BrowserCodec
 from protocols.connection import open_websocket
@@ -38,7 +37,7 @@ class LocustCallObserver:
     """Sends a call's measurements to Locust (request events) and the exact recorder."""
 
     def __init__(self) -> None:
-        self.frame_lateness = LatencyHistogram()
+        self.worst_lateness = 0.0
 
     def metric(self, group: str, name: str, ms: float, error: str | None = None) -> None:
         emit(group, name, ms, error)
@@ -53,15 +52,13 @@ class LocustCallObserver:
         RECORDER.error(kind, message)
 
     def lateness(self, ms: float) -> None:
-        self.frame_lateness.record(ms)
+        RECORDER.record("frame_send_lateness", ms, "websocket")
+        if ms > self.worst_lateness:
+            self.worst_lateness = ms
 
     def flush(self) -> None:
-        """Per-frame lateness goes to the exact histogram; Locust gets one row per call (its p99)."""
-        if not self.frame_lateness.total:
-            return
-        RECORDER.metrics.setdefault("frame_send_lateness", LatencyHistogram()).merge(self.frame_lateness)
-        RECORDER.metric_groups.setdefault("frame_send_lateness", "websocket")
-        events.request.fire(request_type="websocket", name="frame_send_lateness", response_time=self.frame_lateness.percentile(99),
+        """Every frame is in the exact histogram; Locust gets one row per call: its worst frame."""
+        events.request.fire(request_type="websocket", name="frame_send_lateness", response_time=self.worst_lateness,
                             response_length=0, exception=None, context={})
 
 

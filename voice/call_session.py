@@ -20,6 +20,7 @@ from typing import Protocol
 import gevent
 import websocket
 
+from protocols.frame_io import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT, FrameReader, send_data_frame
 from protocols.media import ASSISTANT_TEXT, AUDIO, MARK, OTHER, STOP_AUDIO, TRANSCRIPT_FINAL, TRANSCRIPT_PARTIAL, MediaCodec, ProtocolError
 from voice.audio import DEFAULT_SPEECH_RMS, pcm16_rms
 from voice.fixtures import Clip, encoded_payloads, silence_payload, wire_speech_bounds
@@ -114,7 +115,7 @@ class CallSession:
         self.closed = False
         self.hanging_up = False
         self._pings: dict[bytes, float] = {}
-        self._opcode = websocket.ABNF.OPCODE_BINARY if codec.binary_frames else websocket.ABNF.OPCODE_TEXT
+        self._opcode = OPCODE_BINARY if codec.binary_frames else OPCODE_TEXT
 
     # -- public ---------------------------------------------------------------------------------
     def run(self) -> CallResult:
@@ -198,7 +199,7 @@ class CallSession:
         if self.closed:
             raise websocket.WebSocketConnectionClosedException("closed by the server")
         lateness = pacer.wait_for(index)
-        self.ws.send(self.codec.frame(payload, index), opcode=self._opcode)
+        send_data_frame(self.ws, self.codec.frame(payload, index), self._opcode)
         self.observer.lateness(lateness)
         self.result.frames_sent += 1
         return index + 1
@@ -241,29 +242,32 @@ class CallSession:
 
     # -- receiver -------------------------------------------------------------------------------
     def _receive_loop(self) -> None:
-        ws, codec = self.ws, self.codec
+        codec = self.codec
+        reader = FrameReader(self.ws.sock)
         while True:
             try:
-                opcode, frame = ws.recv_data_frame(True)
+                opcode, data = reader.read()
             except (websocket.WebSocketException, OSError) as exc:
                 self._socket_lost(f"receive failed: {exc.__class__.__name__}")
                 return
             now = time.perf_counter()
-            if opcode == websocket.ABNF.OPCODE_PONG:
-                sent = self._pings.pop(bytes(frame.data), None)
+            if opcode == OPCODE_PONG:
+                sent = self._pings.pop(data, None)
                 if sent is not None:
                     self.observer.metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0)
                 continue
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._socket_lost(f"server closed the socket (code {_close_code(frame.data)})")
+            if opcode == OPCODE_PING:
+                self._try_send(data, websocket.ABNF.OPCODE_PONG)
+                continue
+            if opcode == OPCODE_CLOSE:
+                self._socket_lost(f"server closed the socket (code {_close_code(data)})")
                 return
-            if opcode != websocket.ABNF.OPCODE_TEXT:
-                if opcode == websocket.ABNF.OPCODE_BINARY:  # every protocol here answers in JSON text
-                    self.observer.error("protocol", f"{codec.name}: binary frame where JSON text is expected")
-                    self.observer.count("malformed_frames")
+            if opcode != OPCODE_TEXT:  # every protocol here answers in JSON text
+                self.observer.error("protocol", f"{codec.name}: binary frame where JSON text is expected")
+                self.observer.count("malformed_frames")
                 continue
             try:
-                self._on_event(codec.parse(frame.data), now)
+                self._on_event(codec.parse(data), now)
             except ProtocolError as exc:
                 self.observer.error("protocol", f"{codec.name}: {exc}")
                 self.observer.count("malformed_frames")
