@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-r", "--spawn-rate", type=positive_float, help="users started per second (default: the suite's)")
     parser.add_argument("-t", "--run-time", type=parse_duration, help="how long to run, e.g. 45s, 2m (default: the suite's, "
                         "or TEST_DURATION seconds)")
+    parser.add_argument("--processes", type=positive_int, help="generator processes on this machine (Locust master + N "
+                        "forked workers; samples are merged exactly). Use when the report says the generator was overloaded")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
     parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
                         "while it speaks, 0-1 (default: 0.25)")
@@ -137,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PASS
     run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else suite.duration_s)
     counts = suite.split(args.users)
+    profile = settings.target_profile
+    for kind, endpoint in (("browser_users", profile.browser_ws), ("relay_users", profile.relay_ws)):
+        if endpoint is None and counts[kind]:  # this kind of agent has no such socket: call it by phone instead
+            counts["voice_users"] += counts[kind]
+            counts[kind] = 0
     total_users = sum(counts.values())
     if total_users > settings.max_users:
         return fail_input(f"{total_users} users exceed MAX_USERS={settings.max_users}")
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             "target_profile": settings.profile, "suite": suite.name, **counts,
             "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
             "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl",
+            "processes": args.processes if args.processes and args.processes > 1 else None,
         })
         env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *(argv if argv is not None else sys.argv[1:])]),
                    PYTHONUNBUFFERED="1")

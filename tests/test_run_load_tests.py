@@ -47,13 +47,14 @@ def test_a_slow_target_fails_its_slo_with_exit_1(start_stack, tmp_path):
     assert voice["status"] == "fail" and voice["observed"] > 1500
 
 
-def test_twilio_profile_measures_voice_loop_over_mulaw(start_stack, tmp_path):
+def test_twilio_profile_measures_voice_loop_over_mulaw_with_two_processes(start_stack, tmp_path):
     stack = start_stack()
-    result = run_cli(["--host", stack.base_url, "--profile", "twilio-media", "-u", "2", "-t", "10s",
+    result = run_cli(["--host", stack.base_url, "--profile", "twilio-media", "-u", "3", "-t", "10s", "--processes", "2",
                       "--turns-per-call", "1", "--results-dir", str(tmp_path)])
     assert result.returncode in (0, 4), result.stdout + result.stderr
     report = latest_report(tmp_path)
-    assert report["run"]["profile"] == "twilio-media"
+    assert report["run"]["profile"] == "twilio-media" and report["run"]["workers"] == 2
+    assert report["summary"]["calls_failed"] == 0 and report["summary"]["relay_events"] == 0
     assert report["metrics"]["voice_loop"]["count"] > 0
     assert any(r["name"] == "start_call" and r["type"] == "POST" for r in report["requests"])
 
