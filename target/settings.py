@@ -39,14 +39,14 @@ class Settings:
     stt_partial_ms: float = 200.0
     stt_partial_p95_ms: float = 350.0
     stt_final_ms: float = 60.0
-    stt_final_p95_ms: float = 100.0
+    stt_final_p95_ms: float = 90.0
     llm_ttft_ms: float = 150.0
-    llm_ttft_p95_ms: float = 250.0
+    llm_ttft_p95_ms: float = 220.0
     llm_tokens_per_s: float = 60.0
     llm_reply_tokens: int = 30
     llm_slots: int = 16
     tts_first_byte_ms: float = 50.0
-    tts_first_byte_p95_ms: float = 90.0
+    tts_first_byte_p95_ms: float = 80.0
     agent_frame_ms: int = 40
     http_error_rate: float = 0.0
     ws_drop_rate: float = 0.0
