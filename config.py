@@ -138,9 +138,12 @@ class Settings(BaseModel):
     insecure: bool = False
 
     redis_url: SecretStr | None = None
+    redis_pool_size: int = Field(50, gt=0, le=10000)
     openai_endpoint: str | None = None
     openai_api_key: SecretStr | None = None
     openai_deployment: str | None = None
+    openai_api_version: str = "2024-10-21"
+    openai_model: str = "gpt-4o-mini"
     speech_key: SecretStr | None = None
     speech_region: str | None = None
     speech_host: str | None = None
@@ -240,6 +243,9 @@ ENV_VARS: dict[str, str] = {
     "OPENAI_API_KEY": "openai_api_key",
     "AZURE_OPENAI_API_KEY": "openai_api_key",
     "OPENAI_DEPLOYMENT": "openai_deployment",
+    "OPENAI_API_VERSION": "openai_api_version",
+    "OPENAI_MODEL": "openai_model",
+    "REDIS_POOL_SIZE": "redis_pool_size",
     "SPEECH_KEY": "speech_key",
     "SPEECH_REGION": "speech_region",
     "SPEECH_HOST": "speech_host",

@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -22,12 +23,17 @@ from metrics.recorder import RECORDER
 from reporting.report import build_report
 from reporting.writer import write_run_outputs
 from users.api import ApiUser
+from users.backend_cosmos import CosmosUser
+from users.backend_llm import LLMUser
+from users.backend_redis import RedisUser
+from users.backend_speech import SpeechUser
 from users.runtime import get_settings, set_settings
 from users.voice import BrowserCaller, RelayListener, TelephonyCaller
 
-__all__ = ["ApiUser", "BrowserCaller", "RelayListener", "TelephonyCaller"]
+__all__ = ["ApiUser", "BrowserCaller", "CosmosUser", "LLMUser", "RedisUser", "RelayListener", "SpeechUser", "TelephonyCaller"]
 USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
-                      "relay_users": RelayListener}
+                      "relay_users": RelayListener, "redis_users": RedisUser, "llm_users": LLMUser,
+                      "speech_users": SpeechUser, "cosmos_users": CosmosUser}
 log = logging.getLogger("voiceload")
 
 
@@ -46,6 +52,10 @@ def _add_options(parser) -> None:
     group.add_argument("--voice-users", type=int, default=0, help="exact number of TelephonyCaller (0: by weight)")
     group.add_argument("--browser-users", type=int, default=0, help="exact number of BrowserCaller (0: by weight)")
     group.add_argument("--relay-users", type=int, default=0, help="exact number of RelayListener (0: by weight)")
+    group.add_argument("--redis-users", type=int, default=0, help="exact number of RedisUser (0: by weight)")
+    group.add_argument("--llm-users", type=int, default=0, help="exact number of LLMUser (0: by weight)")
+    group.add_argument("--speech-users", type=int, default=0, help="exact number of SpeechUser (0: by weight)")
+    group.add_argument("--cosmos-users", type=int, default=0, help="exact number of CosmosUser (0: by weight)")
     group.add_argument("--call-log", default=None, help="append one JSON line per finished call with its per-turn timings")
     group.add_argument("--barge-in-rate", type=float, default=None, include_in_web_ui=True,
                        help="share of later caller turns that interrupt the agent (default 0.25)")
@@ -55,6 +65,9 @@ def _add_options(parser) -> None:
 
 @events.init.add_listener
 def _on_init(environment, **_kw) -> None:
+    # Importing the SDKs takes seconds without running gevent's loop, so its cached clock is stale and
+    # Locust's --run-time timer, scheduled right after this, would fire seconds early.
+    gevent.get_hub().loop.update_now()
     options = environment.parsed_options
     if options is None:  # used as a library without a command line
         locust_plugin.install(environment, _write_reports)

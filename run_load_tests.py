@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or TEST_DURATION seconds)")
     parser.add_argument("--processes", type=positive_int, help="generator processes on this machine (Locust master + N "
                         "forked workers; samples are merged exactly). Use when the report says the generator was overloaded")
+    parser.add_argument("--backend-users", type=int, default=0, help="also run this many of each backend user "
+                        "(Redis, LLM, Speech, Cosmos) beside the suite; the local stack then starts the Cosmos stand-in")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
     parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
                         "while it speaks, 0-1 (default: 0.25)")
@@ -135,12 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.redacted(), indent=2))
         return EXIT_PASS
     run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else suite.duration_s)
+    if args.backend_users < 0:
+        return fail_input("--backend-users must be 0 or more")
     counts = suite.split(args.users)
     profile = settings.target_profile
     for kind, endpoint in (("browser_users", profile.browser_ws), ("relay_users", profile.relay_ws)):
         if endpoint is None and counts[kind]:  # this kind of agent has no such socket: call it by phone instead
             counts["voice_users"] += counts[kind]
             counts[kind] = 0
+    counts.update({kind: args.backend_users for kind in ("redis_users", "llm_users", "speech_users", "cosmos_users")})
     total_users = sum(counts.values())
     if total_users > settings.max_users:
         return fail_input(f"{total_users} users exceed MAX_USERS={settings.max_users}")
@@ -157,20 +162,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if host is None:
             print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
-            stack = LocalStack(run_dir / "logs")
+            stack = LocalStack(run_dir / "logs", with_cosmos=args.backend_users > 0)
             try:
                 stack.start()
             except StackError as exc:
                 return fail_input(f"local stack could not start: {exc}")
             host = stack.base_url
             print(f"voiceload: local target at {host}, Redis at {stack.redis_url}", flush=True)
+            for note in stack.skipped:
+                print(f"voiceload: skipped {note}", flush=True)
         health_path = settings.target_profile.health.path
         if reason := check_reachable(host, health_path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
         print(f"voiceload: {suite.name} suite · profile {settings.profile} · {counts['api_users']} API users, "
               f"{counts['voice_users']} phone + {counts['browser_users']} browser callers, {counts['relay_users']} relay listeners"
-              f" · {run_time}s · results in {run_dir}", flush=True)
+              + (f", {args.backend_users} of each backend user" if args.backend_users else "")
+              + f" · {run_time}s · results in {run_dir}", flush=True)
         command = locust_command(run_dir, host, total_users, args.spawn_rate or suite.spawn_rate, run_time, {
             "target_profile": settings.profile, "suite": suite.name, **counts,
             "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
@@ -181,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                    PYTHONUNBUFFERED="1")
         if settings.insecure:
             env["VOICELOAD_INSECURE"] = "1"
+        if stack is not None:  # backend users load the local stack's services unless told otherwise
+            if not settings.redis_url:
+                env["REDIS_URL"] = stack.redis_url
+            if not settings.speech_host and not settings.speech_key:
+                env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
+            if stack.cosmos is not None and not settings.cosmos_endpoint:
+                env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
         outcome = run_locust(command, run_dir, run_time, env, verbose=args.verbose)
     finally:
         if stack is not None:

@@ -51,8 +51,12 @@ def _wait(check, deadline_s: float, what: str, process: subprocess.Popen, log_pa
 class LocalStack:
     """Context manager: `with LocalStack(log_dir) as stack: stack.base_url, stack.redis_url`."""
 
-    def __init__(self, log_dir: Path, target_args: list[str] | None = None, bind: str = "127.0.0.1") -> None:
+    def __init__(self, log_dir: Path, target_args: list[str] | None = None, bind: str = "127.0.0.1",
+                 with_cosmos: bool = False) -> None:
         self.log_dir = log_dir
+        self.with_cosmos = with_cosmos
+        self.cosmos = None  # CosmosServer, when started
+        self.skipped: list[str] = []  # parts that could not start, each with why and how to enable it
         self.target_args = target_args or []
         self.bind = bind
         self.redis_port = 0
@@ -86,10 +90,24 @@ class LocalStack:
         try:
             self._start_redis()
             self._start_target()
+            if self.with_cosmos:
+                self._start_cosmos()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_cosmos(self) -> None:
+        """The Cosmos DB stand-in is optional: without node or its npm package the Cosmos user is skipped."""
+        from orchestrator.cosmos_server import CosmosServer
+
+        server = CosmosServer(self.log_dir)
+        try:
+            server.start()
+        except StackError as exc:
+            self.skipped.append(f"cosmos: {exc}")
+            return
+        self.cosmos = server
 
     def _start_redis(self) -> None:
         import redis
@@ -124,6 +142,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop the target first, then Redis; SIGTERM, then SIGKILL after 5 s."""
+        if self.cosmos is not None:
+            self.cosmos.stop()
+            self.cosmos = None
         for process in reversed(self._processes):
             if process.poll() is None:
                 process.terminate()

@@ -13,8 +13,10 @@ from target.media_acs import acs_media
 from target.media_browser import browser_conversation
 from target.media_twilio import twilio_media
 from target.relay import relay_socket
+from target.openai_api import router as openai_router
 from target.rest import router
 from target.settings import Settings
+from target.speech_ws import register_speech_routes
 
 WEBSOCKETS = {
     "/api/v1/media/stream": acs_media,
@@ -43,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
                   description="System under test for voiceload: artagent-v1, rtmedagent and twilio-media profiles.")
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(openai_router)
     for path, endpoint in WEBSOCKETS.items():
         app.add_api_websocket_route(path, endpoint)
+    register_speech_routes(app)
     app.add_middleware(FaultInjection, ctx=ctx)
     return app

@@ -97,10 +97,10 @@ def test_measured_latencies_equal_the_targets_ground_truth(start_stack, tmp_path
     pairs = paired_turns(stack, call_log)
     for metric, pair in pairs.items():
         assert len(pair) >= 3, (metric, pair)
-        measured_p50, measured_p99 = percentiles([m for m, _ in pair])
-        implied_p50, implied_p99 = percentiles([i for _, i in pair])
-        assert measured_p50 == pytest.approx(implied_p50, abs=5), (metric, pair)
-        assert measured_p99 == pytest.approx(implied_p99, abs=10), (metric, pair)
+        # per turn, measured minus what the target's truth implies: transport and scheduling only
+        errors = [measured - implied for measured, implied in pair]
+        error_p50, error_p99 = percentiles([abs(e) for e in errors])
+        assert error_p50 <= 5 and error_p99 <= 10, (metric, sorted(round(e, 2) for e in errors))
     assert report["metrics"]["voice_loop"]["count"] >= len(pairs["voice_loop"])
 
     if processes > 1:

@@ -95,3 +95,11 @@ def test_print_config_redacts_secrets():
     assert result.returncode == 0
     assert "***" in result.stdout and "hunter2" not in result.stdout
     assert not any(secret in result.stdout for secret in SECRETS.values())
+
+
+def test_backend_users_load_the_local_stacks_services(tmp_path):
+    result = run_cli(["-u", "2", "-t", "10s", "--turns-per-call", "1", "--backend-users", "1", "--results-dir", str(tmp_path)])
+    assert result.returncode in (0, 4), result.stdout + result.stderr
+    metrics = latest_report(tmp_path)["metrics"]
+    for name in ("redis_hset", "redis_pubsub_delivery", "llm_ttft", "stt_final", "tts_first_byte", "cosmos_upsert"):
+        assert metrics.get(name, {}).get("count", 0) > 0, (name, result.stdout)

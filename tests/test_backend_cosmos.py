@@ -1,0 +1,140 @@
+"""CosmosUser through the real azure-cosmos SDK against a real local Cosmos SQL-API server
+(`@vercel/cosmosdb-server` under node, started by orchestrator.cosmos_server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.cosmos_server import CosmosServer
+from orchestrator.local_stack import REPO_ROOT, StackError
+
+COSMOS_METRICS = ("cosmos_upsert", "cosmos_read", "cosmos_query")
+
+
+@pytest.fixture(scope="module")
+def cosmos(tmp_path_factory):
+    server = CosmosServer(tmp_path_factory.mktemp("cosmos-logs"))
+    try:
+        server.start()
+    except StackError as exc:
+        pytest.skip(str(exc))  # the message says how to fix it: npm ci --prefix stack
+    yield server
+    server.stop()
+
+
+def run_locust(results, run_id: str, env: dict[str, str], seconds: int = 6) -> tuple[dict, subprocess.CompletedProcess]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COSMOS_", "VOICELOAD_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "locustfile.py,users/backend_cosmos.py", "CosmosUser", "--headless",
+         "-u", "2", "-r", "2", "-t", f"{seconds}s", "--stop-timeout", "5", "--host", "http://127.0.0.1:9",
+         "--only-summary", "--results-dir", str(results), "--run-id", run_id],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env={**clean, **env})
+    report_path = results / run_id / "report.json"
+    assert report_path.exists(), done.stderr[-2000:]
+    return json.loads(report_path.read_text()), done
+
+
+def test_local_server_speaks_the_sql_api_to_the_real_sdk(cosmos):
+    from azure.cosmos import CosmosClient, PartitionKey
+
+    assert cosmos.endpoint.startswith("http://127.0.0.1:") and cosmos.key not in repr(cosmos)
+    client = CosmosClient(cosmos.endpoint, credential=cosmos.key, enable_endpoint_discovery=False)
+    container = client.create_database_if_not_exists("smoke").create_container_if_not_exists(
+        "sessions", partition_key=PartitionKey(path="/session_id"))
+    container.upsert_item({"id": "s1", "session_id": "s1", "caller": "+15550100001", "chat_history": ["hi"]})
+    container.upsert_item({"id": "s1", "session_id": "s1", "caller": "+15550100001", "chat_history": ["hi", "hello"]})
+    assert float(container.client_connection.last_response_headers["x-ms-request-charge"]) > 0
+    assert container.read_item("s1", partition_key="s1")["chat_history"] == ["hi", "hello"]
+    found = list(container.query_items("SELECT * FROM c WHERE c.caller = @caller",
+                                       parameters=[{"name": "@caller", "value": "+15550100001"}],
+                                       enable_cross_partition_query=True))
+    assert [item["id"] for item in found] == ["s1"]
+    assert list(container.query_items("SELECT * FROM c WHERE c.caller = @caller",
+                                      parameters=[{"name": "@caller", "value": "+15550100002"}],
+                                      enable_cross_partition_query=True)) == []
+
+
+def test_cosmos_user_measures_the_real_server(cosmos, tmp_path):
+    report, done = run_locust(tmp_path, "c", {"COSMOS_ENDPOINT": cosmos.endpoint, "COSMOS_KEY": cosmos.key})
+    metrics = report["metrics"]
+    for name in COSMOS_METRICS:
+        assert metrics[name]["count"] > 0 and metrics[name]["failures"] == 0, (name, metrics.get(name), report["errors"])
+    assert metrics["cosmos_request_charge"]["count"] > 0
+    assert not any(e["kind"] == "cosmos" for e in report["errors"]), report["errors"]
+    assert any(r["type"] == "cosmos" for r in report["requests"])
+    # the key is a secret: in no output file, nor on the console
+    assert cosmos.key not in done.stdout + done.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert cosmos.key.encode() not in path.read_bytes(), path
+
+
+def test_cosmos_user_without_endpoint_is_skipped_with_one_line(tmp_path):
+    report, _ = run_locust(tmp_path, "nocosmos", {}, seconds=2)
+    assert not any(name.startswith("cosmos_") for name in report["metrics"])
+    lines = [e for e in report["errors"] if e["kind"] == "cosmos"]
+    assert len(lines) == 1 and "COSMOS_ENDPOINT is not set" in lines[0]["message"], report["errors"]
+    assert "\n" not in lines[0]["message"]
+
+
+def test_server_stops_and_missing_install_says_how_to_fix(tmp_path, monkeypatch):
+    import urllib.request
+
+    import orchestrator.cosmos_server as cosmos_server
+
+    server = CosmosServer(tmp_path / "logs")
+    try:
+        server.start()
+    except StackError as exc:
+        pytest.skip(str(exc))
+    endpoint = server.endpoint
+    server.stop()
+    server.stop()  # idempotent
+    with pytest.raises(OSError):
+        urllib.request.urlopen(endpoint + "/", timeout=2)
+    monkeypatch.setattr(cosmos_server, "CLI", tmp_path / "missing" / "cli.js")
+    with pytest.raises(StackError, match=r"npm ci --prefix stack") as info:
+        CosmosServer(tmp_path / "logs2").start()
+    assert "\n" not in str(info.value)
+
+
+THROTTLE_CHECK = """
+import json
+from locust.env import Environment  # first: gevent's monkey-patching, as under Locust
+from azure.cosmos.exceptions import CosmosHttpResponseError
+from metrics.recorder import RECORDER
+from users.backend_cosmos import CosmosUser
+
+class Throttling:
+    class client_connection:
+        last_response_headers = {"x-ms-request-charge": "2.5"}
+    def upsert_item(self, _doc):
+        raise CosmosHttpResponseError(status_code=429, message="Request rate is large")
+    def read_item(self, *_a, **_kw):
+        return {"turns": 1}
+    def query_items(self, *_a, **_kw):
+        raise RuntimeError("connection reset")
+
+user = CosmosUser(Environment(user_classes=[CosmosUser]))
+user.container, user.session_id, user.caller, user.history, user.turns = Throttling(), "s", "+1", [], 0
+user.turn()
+print(json.dumps(RECORDER.drain()))
+"""
+
+
+def test_throttled_or_failing_ops_are_counted_failures_not_crashes():
+    """In its own process: importing Locust monkey-patches, which must not happen inside pytest."""
+    done = subprocess.run([sys.executable, "-c", THROTTLE_CHECK], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wire = json.loads(done.stdout.strip().splitlines()[-1])
+    assert wire["counters"]["cosmos_throttled"] == 1
+    assert wire["metric_failures"] == {"cosmos_upsert": 1, "cosmos_query": 1}
+    assert "cosmos_read" in wire["metrics"] and wire["counters"].get("cosmos_stale_results", 0) == 0
+    assert any("429" in message for _kind, message, _n in wire["errors"]), wire["errors"]
+    assert any("RuntimeError: connection reset" in message for _kind, message, _n in wire["errors"]), wire["errors"]
