@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "or TEST_DURATION seconds)")
     parser.add_argument("--processes", type=positive_int, help="generator processes on this machine (Locust master + N "
                         "forked workers; samples are merged exactly). Use when the report says the generator was overloaded")
-    parser.add_argument("--backend-users", type=int, default=0, help="also run this many of each backend user "
-                        "(Redis, LLM, Speech, Cosmos) beside the suite; the local stack then starts the Cosmos stand-in")
+    parser.add_argument("--backend-users", type=int, default=None, help="how many of each backend user (Redis, LLM, "
+                        "Speech, Cosmos) run beside the callers (default: none). They share the callers' process and can "
+                        "delay their audio (watch generator health); use --processes, or run them alone")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
     parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
                         "while it speaks, 0-1 (default: 0.25)")
@@ -137,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.redacted(), indent=2))
         return EXIT_PASS
     run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else suite.duration_s)
+    if args.backend_users is None:
+        args.backend_users = suite.backend_users
     if args.backend_users < 0:
         return fail_input("--backend-users must be 0 or more")
     counts = suite.split(args.users)
