@@ -7,16 +7,14 @@ Text frames of JSON, keys matched case-insensitively: AudioMetadata (optional), 
 
 from __future__ import annotations
 
-import binascii
 import json
 import uuid
-from binascii import a2b_base64
 from typing import Any
 
 from starlette.websockets import WebSocket
 
 from target.agent_audio import AgentClip
-from target.pipeline import Call, MediaSender
+from target.pipeline import Call, MediaSender, decode_base64_audio
 
 STOP_AUDIO = json.dumps({"kind": "StopAudio", "audioData": None, "stopAudio": {}}, separators=(",", ":"))
 SAMPLE_RATE = 16000
@@ -66,11 +64,7 @@ async def handle_text(call: Call, text: str) -> None:
         return
     kind, body = kind_and_body(message) if isinstance(message, dict) else (None, None)
     if kind == "audiodata":
-        data = ci_get(body, "data") if isinstance(body, dict) else None
-        try:
-            pcm = a2b_base64(data, strict_mode=True) if isinstance(data, str) else None
-        except (binascii.Error, ValueError):
-            pcm = None
+        pcm = decode_base64_audio(ci_get(body, "data") if isinstance(body, dict) else None)
         if pcm is None:
             call.malformed()
             return

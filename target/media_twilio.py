@@ -8,15 +8,13 @@ or the callSid.
 
 from __future__ import annotations
 
-import binascii
 import json
 import uuid
-from binascii import a2b_base64
 
 from starlette.websockets import WebSocket
 
 from target.agent_audio import AgentClip
-from target.pipeline import Call, MediaSender
+from target.pipeline import Call, MediaSender, decode_base64_audio
 from voice.audio import mulaw_decode
 
 SAMPLE_RATE = 8000
@@ -67,11 +65,7 @@ async def handle_text(call: Call, sender: TwilioSender, text: str) -> bool:
     event = message.get("event") if isinstance(message, dict) else None
     if event == "media":
         media = message.get("media")
-        payload = media.get("payload") if isinstance(media, dict) else None
-        try:
-            audio = a2b_base64(payload, strict_mode=True) if isinstance(payload, str) else None
-        except (binascii.Error, ValueError):
-            audio = None
+        audio = decode_base64_audio(media.get("payload") if isinstance(media, dict) else None)
         if audio is None:
             call.malformed()
             return True

@@ -15,6 +15,7 @@ Stage delays are chained on absolute deadlines, so timer lateness does not accum
 from __future__ import annotations
 
 import asyncio
+import binascii
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,16 @@ MAX_HISTORY = 100
 DROP_WINDOW_S = (0.5, 5.0)
 
 perf = time.perf_counter
+
+
+def decode_base64_audio(data: object) -> bytes | None:
+    """A frame's base64 audio payload, or None when it is missing or not strict base64 (a malformed frame)."""
+    if not isinstance(data, str):
+        return None
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 async def sleep_until(deadline: float) -> None:
