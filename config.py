@@ -108,6 +108,9 @@ DEFAULT_SLOS: list[SloTarget] = [
     SloTarget(metric="tts_first_byte", op="<", target=200, description="TTS request -> first audio byte"),
     SloTarget(metric="voice_loop", op="<=", target=700, description="caller's scheduled end of speech -> first audible agent audio"),
     SloTarget(metric="api_response_time", op="<=", target=150, description="REST API response time"),
+    # not in the seeds: the per-turn session write and conversation upsert sit on the caller's path
+    SloTarget(metric="redis_hset", op="<=", target=20, description="per-turn Redis session write (HSET)"),
+    SloTarget(metric="cosmos_upsert", op="<=", target=50, description="per-turn Cosmos conversation upsert"),
     SloTarget(metric="success_rate", stat="value", op=">=", target=95, description="requests and voice events that succeeded, %"),
     SloTarget(metric="critical_error_rate", stat="value", op="<=", target=0.5, description="calls that failed, % of calls started"),
 ]

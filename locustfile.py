@@ -8,6 +8,7 @@ results/<run-id>/report.json, report.html and junit.xml when Locust quits.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -56,6 +57,9 @@ def _add_options(parser) -> None:
     group.add_argument("--llm-users", type=int, default=0, help="exact number of LLMUser (0: by weight)")
     group.add_argument("--speech-users", type=int, default=0, help="exact number of SpeechUser (0: by weight)")
     group.add_argument("--cosmos-users", type=int, default=0, help="exact number of CosmosUser (0: by weight)")
+    group.add_argument("--samples-file", default=None,
+                       help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
+                       "groups of one run; such a run does not move results/latest")
     group.add_argument("--call-log", default=None, help="append one JSON line per finished call with its per-turn timings")
     group.add_argument("--barge-in-rate", type=float, default=None, include_in_web_ui=True,
                        help="share of later caller turns that interrupt the agent (default 0.25)")
@@ -122,7 +126,11 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
     exceptions = [{"kind": "exception", "message": e["msg"][:300], "count": e["count"]} for e in runner.exceptions.values()]
     report = build_report(RECORDER, settings, run, clock.timeline, exceptions)
     run_dir = Path(settings.results_dir) / run_id
-    write_run_outputs(report, run_dir)
+    samples_file = getattr(options, "samples_file", None) if options else None
+    write_run_outputs(report, run_dir, latest=not samples_file)
+    if samples_file:  # one group of a larger run: the orchestrator merges these into the run's report
+        Path(samples_file).write_text(json.dumps({"run": run, "timeline": clock.timeline, "locust_errors": exceptions,
+                                                  "samples": RECORDER.drain()}))
     log.info("voiceload: report written to %s", run_dir / "report.json")
 
 

@@ -22,9 +22,12 @@ from pathlib import Path
 
 from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
 from orchestrator.local_stack import LocalStack, StackError
-from orchestrator.locust_run import locust_command, run_locust
+from orchestrator.groups import GROUP_NAMES, GroupPlan, plan_groups, wall_time_s
+from orchestrator.locust_run import LocustJob, locust_command, run_locusts
+from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
+from orchestrator.ports import free_port
 from orchestrator.preflight import check_reachable
-from orchestrator.suites import SUITES, Suite
+from orchestrator.suites import BACKEND_KINDS, SUITES, Suite
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_GENERATOR = 0, 1, 2, 3, 4
 
@@ -74,13 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-u", "--users", type=positive_int, help="total concurrent users (default: the suite's), split between API "
                         "users and callers in the suite's proportion")
     parser.add_argument("-r", "--spawn-rate", type=positive_float, help="users started per second (default: the suite's)")
-    parser.add_argument("-t", "--run-time", type=parse_duration, help="how long to run, e.g. 45s, 2m (default: the suite's, "
-                        "or TEST_DURATION seconds)")
+    parser.add_argument("-t", "--run-time", type=parse_duration, help="how long each group runs, e.g. 45s, 2m (default: "
+                        "the suite's per-group durations, or TEST_DURATION seconds)")
+    parser.add_argument("--group", choices=GROUP_NAMES, help="run one group alone: api (REST endpoints), websocket "
+                        "(phone and browser callers, relay listeners) or backend (Redis, LLM, Speech, Cosmos users) "
+                        "(default: every group of the suite)")
+    parser.add_argument("--parallel", action="store_true", help="run the groups at once (each in its own Locust "
+                        "process) instead of one after another; the report merges them either way")
     parser.add_argument("--processes", type=positive_int, help="generator processes on this machine (Locust master + N "
                         "forked workers; samples are merged exactly). Use when the report says the generator was overloaded")
     parser.add_argument("--backend-users", type=int, default=None, help="how many of each backend user (Redis, LLM, "
-                        "Speech, Cosmos) run beside the callers (default: none). They share the callers' process and can "
-                        "delay their audio (watch generator health); use --processes, or run them alone")
+                        "Speech, Cosmos) the backend group runs (default: the suite's; 0 leaves the group out)")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
     parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
                         "while it speaks, 0-1 (default: 0.25)")
@@ -117,6 +124,20 @@ def ensure_writable(directory: Path) -> str | None:
     return None
 
 
+def group_job(plan: GroupPlan, run_dir: Path, host: str, args: argparse.Namespace, settings: Settings, suite: Suite) -> LocustJob:
+    """The Locust command of one group: its own folder, its user counts, and a samples file to merge."""
+    group_dir = run_dir / plan.name
+    processes = args.processes if args.processes and args.processes > 1 else None
+    port = free_port() if processes else None  # groups running at once must not share Locust's master port
+    command = locust_command(group_dir, host, plan.users, args.spawn_rate or suite.spawn_rate, plan.run_time_s, {
+        "target_profile": settings.profile, "suite": suite.name, **plan.counts,
+        "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
+        "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl", "samples_file": group_dir / SAMPLES_FILE,
+        "processes": processes, "master_bind_port": port, "master_port": port,
+    })
+    return LocustJob(plan.name, command, group_dir, plan.run_time_s)
+
+
 def exit_code_for(report: dict, strict: bool) -> int:
     summary = report.get("summary", {})
     verdict = summary.get("verdict")
@@ -137,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(settings.redacted(), indent=2))
         return EXIT_PASS
-    run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else suite.duration_s)
+    run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else None)
     if args.backend_users is None:
         args.backend_users = suite.backend_users
     if args.backend_users < 0:
@@ -148,24 +169,28 @@ def main(argv: list[str] | None = None) -> int:
         if endpoint is None and counts[kind]:  # this kind of agent has no such socket: call it by phone instead
             counts["voice_users"] += counts[kind]
             counts[kind] = 0
-    counts.update({kind: args.backend_users for kind in ("redis_users", "llm_users", "speech_users", "cosmos_users")})
-    total_users = sum(counts.values())
-    if total_users > settings.max_users:
-        return fail_input(f"{total_users} users exceed MAX_USERS={settings.max_users}")
+    counts.update({kind: args.backend_users for kind in BACKEND_KINDS})
+    plans = plan_groups(suite, counts, args.group, run_time)
+    if not plans:
+        return fail_input(f"group {args.group} has no users in this run (see -u and --backend-users)")
+    for plan in plans:
+        if plan.users > settings.max_users:
+            return fail_input(f"{plan.users} users in group {plan.name} exceed MAX_USERS={settings.max_users}")
     results_dir = Path(settings.results_dir).resolve()
     if problem := ensure_writable(results_dir):
         return fail_input(problem)
     started = dt.datetime.now()
-    run_id = f"{started:%Y%m%d-%H%M%S}-{suite.name}"
+    run_id = f"{started:%Y%m%d-%H%M%S}-{suite.name}" + (f"-{args.group}" if args.group else "")
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    uses_backend = any(plan.name == "backend" for plan in plans)
 
     stack = None
     host = settings.api_base_url
     try:
         if host is None:
             print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
-            stack = LocalStack(run_dir / "logs", with_cosmos=args.backend_users > 0)
+            stack = LocalStack(run_dir / "logs", with_cosmos=uses_backend and counts["cosmos_users"] > 0)
             try:
                 stack.start()
             except StackError as exc:
@@ -178,16 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         if reason := check_reachable(host, health_path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
-        print(f"voiceload: {suite.name} suite · profile {settings.profile} · {counts['api_users']} API users, "
-              f"{counts['voice_users']} phone + {counts['browser_users']} browser callers, {counts['relay_users']} relay listeners"
-              + (f", {args.backend_users} of each backend user" if args.backend_users else "")
-              + f" · {run_time}s · results in {run_dir}", flush=True)
-        command = locust_command(run_dir, host, total_users, args.spawn_rate or suite.spawn_rate, run_time, {
-            "target_profile": settings.profile, "suite": suite.name, **counts,
-            "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
-            "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl",
-            "processes": args.processes if args.processes and args.processes > 1 else None,
-        })
+        print(f"voiceload: {suite.name} suite · profile {settings.profile} · "
+              f"{'in parallel' if args.parallel else 'one group after another'}, {wall_time_s(plans, args.parallel)}s of load"
+              f" · results in {run_dir}", flush=True)
         env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *(argv if argv is not None else sys.argv[1:])]),
                    PYTHONUNBUFFERED="1")
         if settings.insecure:
@@ -199,22 +217,36 @@ def main(argv: list[str] | None = None) -> int:
                 env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
             if stack.cosmos is not None and not settings.cosmos_endpoint:
                 env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
-        outcome = run_locust(command, run_dir, run_time, env, verbose=args.verbose)
+        plan_of = {plan.name: plan for plan in plans}
+        jobs = [group_job(plan, run_dir, host, args, settings, suite) for plan in plans]
+        outcomes: list[GroupOutcome] = []
+        for batch in [jobs] if args.parallel else [[job] for job in jobs]:
+            for job in batch:
+                print(f"voiceload: group {plan_of[job.name].describe()}", flush=True)
+            runs = run_locusts(batch, env, verbose=args.verbose)
+            outcomes += [GroupOutcome(job.name, r.exit_code, r.interrupted, job.total_s, plan_of[job.name].users)
+                         for job, r in zip(batch, runs)]
+            if any(r.interrupted for r in runs):
+                break  # Ctrl-C: the groups not yet started are left out
     finally:
         if stack is not None:
             stack.stop()
 
-    report_path = run_dir / "report.json"
-    if not report_path.exists():
-        print(f"error: Locust exited with code {outcome.exit_code} and wrote no report; see {outcome.log_path}", file=sys.stderr)
+    join_group_files(run_dir, [o.name for o in outcomes])
+    run = {"id": run_id, "suite": suite.name, "test_type": None, "host": redact_url(host or ""), "profile": settings.profile,
+           "shape": None, "parallel": args.parallel, "command": env["VOICELOAD_COMMAND"]}
+    report = merge_groups(run_dir, outcomes, settings, run)
+    if report is None:
+        codes = ", ".join(f"{o.name} {o.exit_code}" for o in outcomes)
+        print(f"error: no group wrote its samples (Locust exit codes: {codes}); see {run_dir}/*/locust.log", file=sys.stderr)
         return EXIT_FAIL
-    report = json.loads(report_path.read_text())
-    if outcome.interrupted and not report["run"].get("interrupted"):
-        from reporting.writer import write_run_outputs
-
+    for plan in plans[len(outcomes):]:
         report["run"]["interrupted"] = True
-        report["summary"]["messages"].append("run was interrupted: figures cover only the part that ran")
-        write_run_outputs(report, run_dir)
+        report["summary"]["messages"].append(f"group {plan.name} did not run: the run was interrupted")
+    from reporting.writer import write_run_outputs
+
+    write_run_outputs(report, run_dir)
+    report_path = run_dir / "report.json"
 
     from reporting.console import render_summary
 

@@ -35,11 +35,11 @@ def locust_command(run_dir: Path, host: str, users: int, spawn_rate: float, run_
     return command
 
 
-def _progress(run_dir: Path, started: float, total_s: int) -> str:
-    """One line from Locust's live CSV: elapsed, users, requests, failures, rps."""
-    line = f"  [{time.monotonic() - started:5.0f}s/{total_s}s]"
+def _progress(job: "LocustJob", started: float) -> str:
+    """One line from Locust's live CSV: group, elapsed, users, requests, failures, rps."""
+    line = f"  {job.name} [{time.monotonic() - started:5.0f}s/{job.total_s}s]"
     try:
-        with open(run_dir / f"{CSV_PREFIX}_stats_history.csv", newline="") as handle:
+        with open(job.run_dir / f"{CSV_PREFIX}_stats_history.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         last = next(r for r in reversed(rows) if r.get("Name") == "Aggregated")
         line += (f" users {last['User Count']:>4} · requests {last['Total Request Count']:>6} · failures {last['Total Failure Count']:>4}"
@@ -49,41 +49,62 @@ def _progress(run_dir: Path, started: float, total_s: int) -> str:
     return line
 
 
-def run_locust(command: list[str], run_dir: Path, total_s: int, env: dict[str, str], verbose: bool = False,
-               progress_every_s: float = 10.0) -> LocustRun:
-    """Run Locust to completion; on Ctrl-C send it SIGTERM so it still writes its reports."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "locust.log"
-    interrupted = False
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=None if verbose else log_file, stderr=None if verbose else subprocess.STDOUT,
-                                   cwd=REPO_ROOT, env=env, start_new_session=True)
-        started = time.monotonic()
-        next_progress = started + progress_every_s
-        hard_deadline = started + total_s + 90
-        try:
-            while process.poll() is None:
-                time.sleep(0.2)
-                now = time.monotonic()
-                if now >= next_progress and not verbose:
-                    print(_progress(run_dir, started, total_s), flush=True)
-                    next_progress = now + progress_every_s
-                if now > hard_deadline:
-                    print("  locust did not stop in time; stopping it", flush=True)
+@dataclass
+class LocustJob:
+    name: str  # shown in progress lines
+    command: list[str]
+    run_dir: Path
+    total_s: int
+
+
+def run_locusts(jobs: list[LocustJob], env: dict[str, str], verbose: bool = False,
+                progress_every_s: float = 10.0) -> list[LocustRun]:
+    """Run Locust processes at once and wait for all; on Ctrl-C send each SIGTERM so they still
+    write their reports. A process running 90 s past its run time is stopped the same way."""
+    processes, logs = [], []
+    for job in jobs:
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(job.run_dir / "locust.log", "wb")
+        logs.append(log_file)
+        processes.append(subprocess.Popen(job.command, stdout=None if verbose else log_file,
+                                          stderr=None if verbose else subprocess.STDOUT, cwd=REPO_ROOT, env=env,
+                                          start_new_session=True))
+    started = time.monotonic()
+    deadlines = [started + job.total_s + 90 for job in jobs]
+    interrupted = [False] * len(jobs)
+    next_progress = started + progress_every_s
+    try:
+        while any(p.poll() is None for p in processes):
+            time.sleep(0.2)
+            now = time.monotonic()
+            if now >= next_progress and not verbose:
+                for job, process in zip(jobs, processes):
+                    if process.poll() is None:
+                        print(_progress(job, started), flush=True)
+                next_progress = now + progress_every_s
+            for i, process in enumerate(processes):
+                if process.poll() is None and now > deadlines[i]:
+                    print(f"  {jobs[i].name}: locust did not stop in time; stopping it", flush=True)
                     process.send_signal(signal.SIGTERM)
-                    hard_deadline = now + 30
-                    interrupted = True
-        except KeyboardInterrupt:
-            interrupted = True
-            print("\n  interrupted: stopping Locust and writing the partial report…", flush=True)
-            process.send_signal(signal.SIGTERM)
+                    deadlines[i] = now + 30
+                    interrupted[i] = True
+    except KeyboardInterrupt:
+        print("\n  interrupted: stopping Locust and writing the partial report…", flush=True)
+        for i, process in enumerate(processes):
+            if process.poll() is None:
+                interrupted[i] = True
+                process.send_signal(signal.SIGTERM)
+    outcomes = []
+    for job, process, log_file, was_interrupted in zip(jobs, processes, logs, interrupted):
         try:
             process.wait(timeout=40)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             process.kill()
             process.wait()
-    rename_csvs(run_dir)
-    return LocustRun(process.returncode, interrupted, log_path)
+        log_file.close()
+        rename_csvs(job.run_dir)
+        outcomes.append(LocustRun(process.returncode, was_interrupted, job.run_dir / "locust.log"))
+    return outcomes
 
 
 def rename_csvs(run_dir: Path) -> None:

@@ -1,8 +1,17 @@
-"""Named suites: how many of each user, for how long. Counts and duration can be overridden."""
+"""Named suites: which user groups run, with how many users each, for how long.
+
+A suite is made of groups (see orchestrator/groups.py): API users, WebSocket callers, backend
+services. Each group runs in its own Locust process, one after another (or all at once with
+--parallel), and their exact samples are merged into one report.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# User-count keys of the API and WebSocket groups, in the order a total is shared out.
+FRONT_KINDS = ("api_users", "voice_users", "browser_users", "relay_users")
+BACKEND_KINDS = ("redis_users", "llm_users", "speech_users", "cosmos_users")
 
 
 @dataclass(frozen=True)
@@ -13,10 +22,10 @@ class Suite:
     browser_users: int
     relay_users: int
     backend_users: int  # of each: Redis, LLM, Speech, Cosmos
-    duration_s: int
-    spawn_rate: float
-    turns_per_call: int
-    description: str
+    durations_s: dict[str, int] = field(default_factory=dict)  # per group: api, websocket, backend
+    spawn_rate: float = 2
+    turns_per_call: int = 2
+    description: str = ""
 
     @property
     def users(self) -> int:
@@ -25,8 +34,7 @@ class Suite:
     def split(self, total: int | None) -> dict[str, int]:
         """User counts per kind for `total` users in this suite's proportions (largest remainder),
         always with at least one telephony caller."""
-        counts = {"api_users": self.api_users, "voice_users": self.voice_users,
-                  "browser_users": self.browser_users, "relay_users": self.relay_users}
+        counts = {kind: getattr(self, kind) for kind in FRONT_KINDS}
         if total is None:
             return counts
         shares = {k: total * v / self.users for k, v in counts.items()}
@@ -41,13 +49,16 @@ class Suite:
 
 
 SUITES: dict[str, Suite] = {
-    "quick": Suite("quick", api_users=2, voice_users=3, browser_users=1, relay_users=1, backend_users=0, duration_s=60,
-                   spawn_rate=2, turns_per_call=2,
-                   description="smoke load: 2 API users, 3 phone + 1 browser callers, 1 relay listener for 60 s"),
-    "standard": Suite("standard", api_users=10, voice_users=20, browser_users=5, relay_users=2, backend_users=0, duration_s=300,
-                      spawn_rate=2, turns_per_call=3,
-                      description="10 API users, 20 phone + 5 browser callers, 2 relay listeners for 5 min"),
-    "comprehensive": Suite("comprehensive", api_users=25, voice_users=80, browser_users=20, relay_users=5, backend_users=0,
-                           duration_s=900, spawn_rate=2, turns_per_call=4,
-                           description="25 API users, 80 phone + 20 browser callers, 5 relay listeners for 15 min"),
+    "quick": Suite("quick", api_users=2, voice_users=3, browser_users=1, relay_users=1, backend_users=1,
+                   durations_s={"api": 15, "websocket": 45, "backend": 20}, spawn_rate=2, turns_per_call=2,
+                   description="smoke load: 2 API users for 15 s, then 3 phone + 1 browser callers and 1 relay "
+                   "listener for 45 s, then 1 each of the Redis, LLM, Speech and Cosmos users for 20 s"),
+    "standard": Suite("standard", api_users=10, voice_users=20, browser_users=5, relay_users=2, backend_users=2,
+                      durations_s={"api": 60, "websocket": 300, "backend": 120}, spawn_rate=2, turns_per_call=3,
+                      description="10 API users for 1 min, 20 phone + 5 browser callers and 2 relay listeners for "
+                      "5 min, 2 of each backend user for 2 min"),
+    "comprehensive": Suite("comprehensive", api_users=25, voice_users=80, browser_users=20, relay_users=5, backend_users=5,
+                           durations_s={"api": 180, "websocket": 900, "backend": 300}, spawn_rate=2, turns_per_call=4,
+                           description="25 API users for 3 min, 80 phone + 20 browser callers and 5 relay listeners "
+                           "for 15 min, 5 of each backend user for 5 min"),
 }

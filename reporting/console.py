@@ -22,6 +22,7 @@ from reporting.formatting import (
     as_mapping,
     as_records,
     fmt_bool,
+    fmt_groups,
     fmt_int,
     fmt_num,
     fmt_pct,
@@ -63,7 +64,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
 def build_table(report: Mapping[str, Any]) -> Table:
     """The per-metric rich Table: metric, p50, p95, p99, target, verdict."""
     run = as_mapping(as_mapping(report).get("run"))
-    title = Text(f"voiceload {text(run.get('id'))} · suite {text(run.get('suite'))} · profile {text(run.get('profile'))}")
+    title = f"voiceload {text(run.get('id'))} · suite {text(run.get('suite'))} · profile {text(run.get('profile'))}"
+    if run.get("groups"):
+        title += f" · groups {fmt_groups(run)}"
+    title = Text(title)
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("metric")
     for stat in _STATS:

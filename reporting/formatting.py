@@ -120,3 +120,12 @@ def as_list(value: Any) -> list[Any]:
 def as_records(value: Any) -> list[dict[str, Any]]:
     """The mapping items of a list (other items dropped)."""
     return [dict(item) for item in as_list(value) if isinstance(item, Mapping)]
+
+
+def fmt_groups(run: Mapping[str, Any]) -> str:
+    """'api 15 s (2 users) · websocket 45 s (5 users), one after another', or a dash."""
+    groups = as_records(run.get("groups"))
+    if not groups:
+        return DASH
+    parts = [f"{text(g.get('name'))} {fmt_int(g.get('run_time_s'))} s ({fmt_int(g.get('users'))} users)" for g in groups]
+    return " · ".join(parts) + (", in parallel" if run.get("parallel") else ", one after another")

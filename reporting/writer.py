@@ -10,8 +10,9 @@ from reporting.html_report import render_html
 from reporting.junit import render_junit
 
 
-def write_run_outputs(report: dict, run_dir: Path) -> list[Path]:
-    """Write the three report files into `run_dir` (created if needed); returns their paths."""
+def write_run_outputs(report: dict, run_dir: Path, latest: bool = True) -> list[Path]:
+    """Write the three report files into `run_dir` (created if needed) and, unless `latest` is False,
+    point results/latest at it; returns their paths."""
     run_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "report.json": json.dumps(report, indent=2, default=str) + "\n",
@@ -25,7 +26,8 @@ def write_run_outputs(report: dict, run_dir: Path) -> list[Path]:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         written.append(path)
-    point_latest(run_dir)
+    if latest:
+        point_latest(run_dir)
     return written
 
 

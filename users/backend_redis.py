@@ -53,7 +53,7 @@ class RedisUser(User):
 
     def on_stop(self) -> None:
         if getattr(self, "listener", None) is not None:
-            self.listener.kill(block=False)
+            self.listener.kill(block=True, timeout=2)  # before closing the socket it reads
             try:
                 self.pubsub.close()
             except redis.RedisError:
