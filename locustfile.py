@@ -124,12 +124,12 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
         "locust_version": _locust_version(),
     }
     exceptions = [{"kind": "exception", "message": e["msg"][:300], "count": e["count"]} for e in runner.exceptions.values()]
-    report = build_report(RECORDER, settings, run, clock.timeline, exceptions)
+    report = build_report(RECORDER, settings, run, clock.timeline, exceptions, phase_log=clock.phases)
     run_dir = Path(settings.results_dir) / run_id
     samples_file = getattr(options, "samples_file", None) if options else None
     write_run_outputs(report, run_dir, latest=not samples_file)
     if samples_file:  # one group of a larger run: the orchestrator merges these into the run's report
-        Path(samples_file).write_text(json.dumps({"run": run, "timeline": clock.timeline, "locust_errors": exceptions,
+        Path(samples_file).write_text(json.dumps({"run": run, "timeline": clock.timeline, "phases": clock.phases, "locust_errors": exceptions,
                                                   "samples": RECORDER.drain()}))
     log.info("voiceload: report written to %s", run_dir / "report.json")
 

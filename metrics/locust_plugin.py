@@ -26,6 +26,8 @@ from voice.gc_tuning import tune_gc_for_realtime
 
 log = logging.getLogger("voiceload")
 TIMELINE_INTERVAL_S = 5.0
+PHASE_POLL_S = 0.25
+PHASE_MESSAGE = "voiceload_phase"
 
 
 class RunClock:
@@ -38,6 +40,7 @@ class RunClock:
         self.started_perf: float | None = None
         self.workers = 0  # most workers seen during the run
         self.timeline: list[dict] = []
+        self.phases: list[dict] = []  # the load shape's phases: name, start_s, end_s, users
 
 
 def install(environment: Environment, on_quit) -> RunClock:
@@ -68,6 +71,11 @@ def install(environment: Environment, on_quit) -> RunClock:
 
     if is_worker:
         dump_dir = os.environ.get("VOICELOAD_SAMPLE_DUMP_DIR")
+
+        def _phase(msg, **_kw):
+            RECORDER.phase = msg.data
+
+        runner.register_message(PHASE_MESSAGE, _phase)
 
         @environment.events.test_stop.add_listener
         def _final_report(environment, **_kw):
@@ -104,12 +112,16 @@ def install(environment: Environment, on_quit) -> RunClock:
             clock.started_perf = time.perf_counter()
             clock.workers = getattr(environment.runner, "worker_count", 0)
             gevent.spawn(_timeline_loop, environment, clock)
+            if environment.shape_class is not None:
+                gevent.spawn(_follow_phases, environment, clock)
             if is_master and clock.planned_run_time and options.run_time is None:
                 gevent.spawn_later(clock.planned_run_time, _stop_workers_then_quit, environment.runner)
 
     @environment.events.test_stop.add_listener
     def _stopped(environment, **_kw):
         clock.ended_at = dt.datetime.now(dt.timezone.utc)
+        if clock.phases and clock.phases[-1]["end_s"] is None:
+            clock.phases[-1]["end_s"] = _elapsed(clock)
 
     @environment.events.quit.add_listener
     def _quit(exit_code, **_kw):
@@ -130,6 +142,32 @@ def _stop_workers_then_quit(runner) -> None:
     for worker in workers:  # stopped workers are no longer in runner.clients, so quit them by id
         runner.server.send_to_client(Message("quit", None, worker))
     runner.quit()
+
+
+def _elapsed(clock: RunClock) -> float:
+    return round(time.perf_counter() - (clock.started_perf or time.perf_counter()), 2)
+
+
+def _follow_phases(environment: Environment, clock: RunClock) -> None:
+    """Follow the load shape's `phase`: log each phase's span and peak users, and tell every process
+    that records samples (this one, or the workers) so they file them under it."""
+    runner = environment.runner
+    current = None
+    while runner.state not in ("stopped", "quitting"):
+        phase = getattr(environment.shape_class, "phase", None)
+        if phase != current:
+            if clock.phases and clock.phases[-1]["end_s"] is None:
+                clock.phases[-1]["end_s"] = _elapsed(clock)
+            if phase is not None:
+                clock.phases.append({"name": phase, "start_s": _elapsed(clock), "end_s": None, "users": 0})
+            current = phase
+            if isinstance(runner, MasterRunner):
+                runner.send_message(PHASE_MESSAGE, phase)
+            else:
+                RECORDER.phase = phase
+        if clock.phases and clock.phases[-1]["end_s"] is None:
+            clock.phases[-1]["users"] = max(clock.phases[-1]["users"], runner.user_count)
+        gevent.sleep(PHASE_POLL_S)
 
 
 def _timeline_loop(environment: Environment, clock: RunClock) -> None:

@@ -23,10 +23,30 @@ def split_request_key(key: str) -> tuple[str, str]:
     return request_type, name
 
 
-class MetricsRecorder:
-    """Exact histograms keyed by metric name (and by Locust request type+name), plus counters."""
+class PhaseStats:
+    """What a load phase (a step, wave or burst of the shape) needs for its row in the report."""
 
     def __init__(self) -> None:
+        self.voice_loop = LatencyHistogram()
+        self.requests = 0
+        self.failures = 0
+
+    def to_wire(self) -> dict:
+        return {"voice_loop": self.voice_loop.to_wire(), "requests": self.requests, "failures": self.failures}
+
+    def absorb(self, wire: dict) -> None:
+        self.voice_loop.merge(LatencyHistogram.from_wire(wire["voice_loop"]))
+        self.requests += wire["requests"]
+        self.failures += wire["failures"]
+
+
+class MetricsRecorder:
+    """Exact histograms keyed by metric name (and by Locust request type+name), plus counters.
+    While `phase` is set (by the load shape), voice_loop and request outcomes also go to that phase."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.phases: dict[str, PhaseStats] = {}
         self.metrics: dict[str, LatencyHistogram] = {}
         self.metric_groups: dict[str, str] = {}
         self.metric_failures: Counter[str] = Counter()
@@ -46,6 +66,8 @@ class MetricsRecorder:
         histogram.record(ms)
         if name in TIMELINE_METRICS:
             self.window.setdefault(name, LatencyHistogram()).record(ms)
+        if self.phase is not None and name == "voice_loop":
+            self._phase_stats().voice_loop.record(ms)
 
     def record_failure(self, name: str, group: str = "voice") -> None:
         self.metric_groups.setdefault(name, group)
@@ -59,6 +81,16 @@ class MetricsRecorder:
         histogram.record(ms)
         if failed:
             self.request_failures[key] += 1
+        if self.phase is not None:
+            stats = self._phase_stats()
+            stats.requests += 1
+            stats.failures += failed
+
+    def _phase_stats(self) -> PhaseStats:
+        stats = self.phases.get(self.phase)
+        if stats is None:
+            stats = self.phases[self.phase] = PhaseStats()
+        return stats
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -79,8 +111,11 @@ class MetricsRecorder:
             "counters": dict(self.counters),
             "errors": [[kind, message, count] for (kind, message), count in self.errors.items()],
             "cpu": list(self.cpu_samples),
+            "phases": {name: stats.to_wire() for name, stats in self.phases.items()},
         }
+        phase = self.phase
         self.__init__()
+        self.phase = phase  # the load shape's phase goes on across drains
         return wire
 
     def absorb(self, wire: dict) -> None:
@@ -99,6 +134,8 @@ class MetricsRecorder:
         for kind, message, count in wire.get("errors", []):
             self.errors[(kind, message)] += count
         self.cpu_samples.extend(wire.get("cpu", []))
+        for name, data in wire.get("phases", {}).items():
+            self.phases.setdefault(name, PhaseStats()).absorb(data)
 
     def take_window(self) -> dict[str, LatencyHistogram]:
         """The timeline window histograms since the last call; resets them."""

@@ -49,6 +49,10 @@ def merge_timelines(timelines: list[tuple[float, list[dict]]], bin_s: float = TI
     return [bins[t] for t in sorted(bins)]
 
 
+def _shift(seconds: float | None, offset: float) -> float | None:
+    return None if seconds is None else round(seconds + offset, 2)
+
+
 def _parse_time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
@@ -57,7 +61,7 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
     """Build the run's report from its groups' samples (None when no group left any). `run` holds
     the run-level fields (id, suite, host, command, ...); times and users come from the groups."""
     recorder = MetricsRecorder()
-    group_runs, timelines, locust_errors, missing = [], [], [], []
+    group_runs, timelines, phase_logs, locust_errors, missing = [], [], [], [], []
     for outcome in outcomes:
         path = run_dir / outcome.name / SAMPLES_FILE
         try:
@@ -68,6 +72,7 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
         recorder.absorb(data["samples"])
         group_runs.append((outcome, data["run"]))
         timelines.append(data.get("timeline") or [])
+        phase_logs.append(data.get("phases") or [])
         locust_errors += data.get("locust_errors") or []
     if not group_runs:
         return None
@@ -86,7 +91,9 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
            + [{"name": o.name, "users": o.users, "run_time_s": o.run_time_s, "started_at": None, "duration_s": None,
                "exit_code": o.exit_code} for o in missing]}
     timeline = merge_timelines([((s - started).total_seconds(), points) for s, points in zip(starts, timelines)])
-    report = build_report(recorder, settings, run, timeline, locust_errors)
+    phase_log = [{**phase, "start_s": _shift(phase.get("start_s"), offset), "end_s": _shift(phase.get("end_s"), offset)}
+                 for offset, phases in zip(((s - started).total_seconds() for s in starts), phase_logs) for phase in phases]
+    report = build_report(recorder, settings, run, timeline, locust_errors, phase_log=phase_log)
     _group_request_rates(report, run_dir, [o.name for o, _ in group_runs])
     for outcome in missing:
         report["summary"]["messages"].append(

@@ -193,7 +193,10 @@ def _phase_row(p: Mapping[str, Any]) -> dict[str, str]:
         "start": fmt_num(p.get("start_s")),
         "end": fmt_num(p.get("end_s")),
         "users": fmt_int(p.get("users")),
+        "requests": fmt_int(p.get("requests")),
         "success_rate": fmt_pct(p.get("success_rate")),
+        "voice_loop_p50": fmt_num(p.get("voice_loop_p50")),
+        "voice_loop_p95": fmt_num(p.get("voice_loop_p95")),
     }
 
 

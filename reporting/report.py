@@ -69,6 +69,26 @@ def rates(recorder: MetricsRecorder) -> dict[str, float | None]:
     }
 
 
+def phase_rows(recorder: MetricsRecorder, phase_log: list[dict] | None) -> list[dict]:
+    """report.json phases[]: per phase of the load shape (in the order they ran), its time span and
+    target users from the shape's log, and its success rate and voice_loop from the exact samples."""
+    log = list(phase_log or [])
+    logged = {entry["name"] for entry in log}
+    log += [{"name": name} for name in recorder.phases if name not in logged]
+    rows = []
+    for entry in log:
+        stats = recorder.phases.get(entry["name"])
+        voice = stats.voice_loop if stats else LatencyHistogram()
+        p50, p95, p99 = voice.percentiles((50, 95, 99)) if voice.total else (None, None, None)
+        requests = stats.requests if stats else 0
+        failures = stats.failures if stats else 0
+        rows.append({"name": entry["name"], "start_s": entry.get("start_s"), "end_s": entry.get("end_s"),
+                     "users": entry.get("users"), "requests": requests, "failures": failures,
+                     "success_rate": _pct(requests - failures, requests), "voice_loop_count": voice.total,
+                     "voice_loop_p50": p50, "voice_loop_p95": p95, "voice_loop_p99": p99})
+    return rows
+
+
 def success_band(success_rate: float | None) -> str | None:
     """The seed's reading of a success rate."""
     if success_rate is None:
@@ -83,7 +103,8 @@ def success_band(success_rate: float | None) -> str | None:
 
 
 def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timeline: list[dict] | None = None,
-                 locust_errors: list[dict] | None = None, resources: dict | None = None) -> dict:
+                 locust_errors: list[dict] | None = None, resources: dict | None = None,
+                 phase_log: list[dict] | None = None) -> dict:
     """The whole report dict. `run` carries the run section's fields (id, times, suite, host, ...)."""
     duration_s = float(run.get("duration_s") or 0.0)
     metrics = metric_summaries(recorder)
@@ -135,7 +156,7 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
         "metrics": metrics,
         "slo": [r.as_dict() for r in slo_results],
         "requests": request_rows(recorder, duration_s),
-        "phases": [],
+        "phases": phase_rows(recorder, phase_log),
         "resources": resources or {"target": {}, "generator": {"cpu_max_percent": health.cpu_max_percent}, "bottlenecks": []},
         "errors": errors,
         "timeline": timeline or [],
