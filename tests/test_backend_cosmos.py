@@ -1,10 +1,10 @@
-"""CosmosUser through the real azure-cosmos SDK against a real local Cosmos SQL-API server
-(`@vercel/cosmosdb-server` under node, started by orchestrator.cosmos_server on 127.0.0.1)."""
+"""The real azure-cosmos SDK against a real local Cosmos SQL-API server (`@vercel/cosmosdb-server` under
+node, started by orchestrator.cosmos_server on 127.0.0.1), and CosmosUser's failure accounting.
+CosmosUser under Locust against that server is in tests/test_backend_inprocess.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,9 +12,6 @@ import pytest
 
 from orchestrator.cosmos_server import CosmosServer
 from orchestrator.local_stack import REPO_ROOT, StackError
-
-COSMOS_METRICS = ("cosmos_upsert", "cosmos_read", "cosmos_query")
-
 
 @pytest.fixture(scope="module")
 def cosmos(tmp_path_factory):
@@ -25,18 +22,6 @@ def cosmos(tmp_path_factory):
         pytest.skip(str(exc))  # the message says how to fix it: npm ci --prefix stack
     yield server
     server.stop()
-
-
-def run_locust(results, run_id: str, env: dict[str, str], seconds: int = 6) -> tuple[dict, subprocess.CompletedProcess]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COSMOS_", "VOICELOAD_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", "locustfile.py,users/backend_cosmos.py", "CosmosUser", "--headless",
-         "-u", "2", "-r", "2", "-t", f"{seconds}s", "--stop-timeout", "5", "--host", "http://127.0.0.1:9",
-         "--only-summary", "--results-dir", str(results), "--run-id", run_id],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env={**clean, **env})
-    report_path = results / run_id / "report.json"
-    assert report_path.exists(), done.stderr[-2000:]
-    return json.loads(report_path.read_text()), done
 
 
 def test_local_server_speaks_the_sql_api_to_the_real_sdk(cosmos):
@@ -57,29 +42,6 @@ def test_local_server_speaks_the_sql_api_to_the_real_sdk(cosmos):
     assert list(container.query_items("SELECT * FROM c WHERE c.caller = @caller",
                                       parameters=[{"name": "@caller", "value": "+15550100002"}],
                                       enable_cross_partition_query=True)) == []
-
-
-def test_cosmos_user_measures_the_real_server(cosmos, tmp_path):
-    report, done = run_locust(tmp_path, "c", {"COSMOS_ENDPOINT": cosmos.endpoint, "COSMOS_KEY": cosmos.key})
-    metrics = report["metrics"]
-    for name in COSMOS_METRICS:
-        assert metrics[name]["count"] > 0 and metrics[name]["failures"] == 0, (name, metrics.get(name), report["errors"])
-    assert metrics["cosmos_request_charge"]["count"] > 0
-    assert not any(e["kind"] == "cosmos" for e in report["errors"]), report["errors"]
-    assert any(r["type"] == "cosmos" for r in report["requests"])
-    # the key is a secret: in no output file, nor on the console
-    assert cosmos.key not in done.stdout + done.stderr
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert cosmos.key.encode() not in path.read_bytes(), path
-
-
-def test_cosmos_user_without_endpoint_is_skipped_with_one_line(tmp_path):
-    report, _ = run_locust(tmp_path, "nocosmos", {}, seconds=2)
-    assert not any(name.startswith("cosmos_") for name in report["metrics"])
-    lines = [e for e in report["errors"] if e["kind"] == "cosmos"]
-    assert len(lines) == 1 and "COSMOS_ENDPOINT is not set" in lines[0]["message"], report["errors"]
-    assert "\n" not in lines[0]["message"]
 
 
 def test_server_stops_and_missing_install_says_how_to_fix(tmp_path, monkeypatch):
