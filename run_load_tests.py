@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "while it speaks, 0-1 (default: 0.25)")
     parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
     parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
+    parser.add_argument("--output", type=Path, help="also write the JSON report to this file (results/<run-id>/report.json "
+                        "and results/load_test_report_<YYYYMMDD_HHMMSS>.json are always written)")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (https/wss); the report says so")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configuration (secrets redacted) and exit")
@@ -138,6 +141,23 @@ def group_job(plan: GroupPlan, run_dir: Path, host: str, args: argparse.Namespac
     return LocustJob(plan.name, command, group_dir, plan.run_time_s)
 
 
+def seed_report_paths(results_dir: Path, started: dt.datetime) -> list[Path]:
+    """The file names the original stress framework used, kept for the scripts that read them."""
+    return [results_dir / f"load_test_report_{started:%Y%m%d_%H%M%S}.json", results_dir / "load_test_report_latest.json"]
+
+
+def write_json_copy(report: dict, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    except OSError as exc:
+        print(f"warning: could not write {path}: {exc.strerror or exc}", file=sys.stderr)
+
+
+def _interrupt_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt  # handled like Ctrl-C: stop Locust gracefully and write the partial report
+
+
 def exit_code_for(report: dict, strict: bool) -> int:
     summary = report.get("summary", {})
     verdict = summary.get("verdict")
@@ -150,6 +170,7 @@ def exit_code_for(report: dict, strict: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     suite = SUITES[args.test_suite]
     try:
         settings = resolve_settings(args, suite)
@@ -247,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
     write_run_outputs(report, run_dir)
     report_path = run_dir / "report.json"
+    for copy in seed_report_paths(results_dir, started) + ([args.output] if args.output else []):
+        write_json_copy(report, copy)
 
     from reporting.console import render_summary
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+from orchestrator.local_stack import REPO_ROOT
 from orchestrator.ports import free_port
 from tests.conftest import latest_report, run_cli
 
@@ -126,3 +132,27 @@ def test_one_group_alone(tmp_path):
     assert [g["name"] for g in report["run"]["groups"]] == ["api"]
     assert report["metrics"]["api_response_time"]["count"] > 0
     assert "voice_loop" not in report["metrics"] and "llm_ttft" not in report["metrics"]
+
+
+def test_sigterm_mid_run_still_writes_the_partial_report(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "-t", "12s", "--backend-users", "0",
+                                "--turns-per-call", "1", "--results-dir", str(tmp_path), "--output", str(tmp_path / "out.json")],
+                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in process.stdout:  # the websocket group's first progress line: its callers are mid-call
+            seen.append(line)
+            if line.lstrip().startswith("websocket ["):
+                process.send_signal(signal.SIGTERM)
+                break
+        output = "".join(seen) + process.communicate(timeout=90)[0]
+    finally:
+        process.kill()
+    report = latest_report(tmp_path)
+    assert report["run"]["interrupted"] is True, output
+    assert [g["name"] for g in report["run"]["groups"]] == ["api", "websocket"]
+    assert report["metrics"]["api_response_time"]["count"] > 0 and report["metrics"]["ws_handshake"]["count"] > 0
+    assert json.loads((tmp_path / "out.json").read_text()) == report
+    assert json.loads((tmp_path / "load_test_report_latest.json").read_text()) == report
+    assert len(list(tmp_path.glob("load_test_report_2*.json"))) == 1
