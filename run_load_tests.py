@@ -21,12 +21,15 @@ import signal
 import sys
 from pathlib import Path
 
+import psutil
+
 from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
 from orchestrator.local_stack import LocalStack, StackError
 from orchestrator.groups import GROUP_NAMES, GroupPlan, plan_groups, wall_time_s
 from orchestrator.locust_run import LocustJob, locust_command, run_locusts
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
 from orchestrator.ports import free_port
+from orchestrator.resource_monitor import ResourceMonitor
 from orchestrator.preflight import check_reachable
 from orchestrator.suites import BACKEND_KINDS, SUITES, Suite
 
@@ -94,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "while it speaks, 0-1 (default: 0.25)")
     parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
     parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
+    parser.add_argument("--monitor-interval", type=positive_float, default=2.0, help="seconds between resource samples "
+                        "of the target's and the generator's processes (CPU, memory, threads, open files; default 2)")
+    parser.add_argument("--monitor-pid", type=positive_int, action="append", default=[], metavar="PID",
+                        help="also watch this process of the system under test (repeatable; the local stack's are "
+                        "always watched)")
     parser.add_argument("--output", type=Path, help="also write the JSON report to this file (results/<run-id>/report.json "
                         "and results/load_test_report_<YYYYMMDD_HHMMSS>.json are always written)")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
@@ -197,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     for plan in plans:
         if plan.users > settings.max_users:
             return fail_input(f"{plan.users} users in group {plan.name} exceed MAX_USERS={settings.max_users}")
+    if missing := [pid for pid in args.monitor_pid if not psutil.pid_exists(pid)]:
+        return fail_input(f"--monitor-pid {missing[0]}: no such process")
     results_dir = Path(settings.results_dir).resolve()
     if problem := ensure_writable(results_dir):
         return fail_input(problem)
@@ -241,14 +251,16 @@ def main(argv: list[str] | None = None) -> int:
         plan_of = {plan.name: plan for plan in plans}
         jobs = [group_job(plan, run_dir, host, args, settings, suite) for plan in plans]
         outcomes: list[GroupOutcome] = []
-        for batch in [jobs] if args.parallel else [[job] for job in jobs]:
-            for job in batch:
-                print(f"voiceload: group {plan_of[job.name].describe()}", flush=True)
-            runs = run_locusts(batch, env, verbose=args.verbose)
-            outcomes += [GroupOutcome(job.name, r.exit_code, r.interrupted, job.total_s, plan_of[job.name].users)
-                         for job, r in zip(batch, runs)]
-            if any(r.interrupted for r in runs):
-                break  # Ctrl-C: the groups not yet started are left out
+        watched = {**(stack.pids() if stack is not None else {}), **{f"pid {pid}": pid for pid in args.monitor_pid}}
+        with ResourceMonitor(watched, args.monitor_interval) as monitor:
+            for batch in [jobs] if args.parallel else [[job] for job in jobs]:
+                for job in batch:
+                    print(f"voiceload: group {plan_of[job.name].describe()}", flush=True)
+                runs = run_locusts(batch, env, verbose=args.verbose)
+                outcomes += [GroupOutcome(job.name, r.exit_code, r.interrupted, job.total_s, plan_of[job.name].users)
+                             for job, r in zip(batch, runs)]
+                if any(r.interrupted for r in runs):
+                    break  # Ctrl-C: the groups not yet started are left out
     finally:
         if stack is not None:
             stack.stop()
@@ -261,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         codes = ", ".join(f"{o.name} {o.exit_code}" for o in outcomes)
         print(f"error: no group wrote its samples (Locust exit codes: {codes}); see {run_dir}/*/locust.log", file=sys.stderr)
         return EXIT_FAIL
+    report["resources"] = monitor.summary()
+    report["summary"]["messages"] += [f"bottleneck: {line}" for line in report["resources"]["bottlenecks"]]
     for plan in plans[len(outcomes):]:
         report["run"]["interrupted"] = True
         report["summary"]["messages"].append(f"group {plan.name} did not run: the run was interrupted")

@@ -45,6 +45,10 @@ class CosmosServer:
         return f"CosmosServer(endpoint={self.endpoint!r})"
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
+    @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

@@ -76,6 +76,14 @@ class LocalStack:
     def target_pid(self) -> int | None:
         return self._processes[1].pid if len(self._processes) > 1 else None
 
+    def pids(self) -> dict[str, int]:
+        """The stack's running processes by name, for resource monitoring."""
+        names = ["redis", "target"]
+        pids = {name: process.pid for name, process in zip(names, self._processes) if process.poll() is None}
+        if self.cosmos is not None and self.cosmos.pid is not None:
+            pids["cosmos"] = self.cosmos.pid
+        return pids
+
     def _spawn(self, args: list[str], log_name: str) -> tuple[subprocess.Popen, Path]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / log_name

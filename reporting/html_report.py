@@ -204,7 +204,12 @@ def _resources(resources: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
     for side in ("target", "generator"):
         peaks = as_mapping(resources.get(side))
-        rows = [(str(k), _scalar(v)) for k, v in peaks.items()]
+        rows = []
+        for key, value in peaks.items():  # target peaks are per process: {"redis": {...}, "target": {...}}
+            if isinstance(value, Mapping):
+                rows += [(f"{key} · {k}", _scalar(v)) for k, v in value.items()]
+            else:
+                rows.append((str(key), _scalar(value)))
         out.append({"name": side, "rows": rows})
     return out
 

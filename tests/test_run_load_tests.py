@@ -48,6 +48,9 @@ def test_quick_run_on_local_stack_writes_full_report(tmp_path):
         assert (run_dir / name).is_file(), name
     stats = (run_dir / "stats.csv").read_text()
     assert "start_call" in stats and "voice_loop" in stats and "llm_ttft" in stats  # every group's rows
+    resources = report["resources"]  # the local stack's processes and the generator, sampled with psutil
+    assert {"target", "redis", "cosmos"} <= set(resources["target"]) and resources["generator"]["cpu_max_percent"] > 0
+    assert resources["target"]["target"]["rss_max_mb"] > 10 and len(resources["series"]) > 5
     for group in ("api", "websocket", "backend"):
         assert (run_dir / group / "report.json").is_file() and (run_dir / group / "stats.csv").is_file(), group
     # the summary table the newcomer sees
