@@ -129,8 +129,9 @@ class ResourceMonitor:
         peak["open_files_max"] = max(peak["open_files_max"], sample["open_files"])
 
     def summary(self) -> dict:
-        """report.json `resources`: target and generator peaks, bottlenecks, the time series."""
+        """report.json `resources`: target and generator peaks, the target's bottlenecks (the
+        generator's own load is judged by generator health, and peaks while Locust starts), the series."""
         targets = {name: peak for name, peak in self.peaks.items() if name != "generator"}
         return {"target": targets, "generator": self.peaks.get("generator", {}),
-                "bottlenecks": find_bottlenecks(self.peaks), "series": self.series,
+                "bottlenecks": find_bottlenecks(targets), "series": self.series,
                 "interval_s": self.interval_s}
