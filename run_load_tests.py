@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "always watched)")
     parser.add_argument("--output", type=Path, help="also write the JSON report to this file (results/<run-id>/report.json "
                         "and results/load_test_report_<YYYYMMDD_HHMMSS>.json are always written)")
+    parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs instead of running "
+                        "(run folders, report.json files or run ids under --results-dir): prints the change of every "
+                        "metric, writes compare.json (or --output), exits 1 when an SLO that held in RUN_A misses in RUN_B")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (https/wss); the report says so")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configuration (secrets redacted) and exit")
@@ -162,6 +165,32 @@ def write_json_copy(report: dict, path: Path) -> None:
         print(f"warning: could not write {path}: {exc.strerror or exc}", file=sys.stderr)
 
 
+def load_run_report(spec: str, results_dir: Path) -> dict:
+    """A report from a run folder, a report.json path or a run id under results_dir; ValueError if none."""
+    for candidate in (Path(spec), Path(spec) / "report.json", results_dir / spec / "report.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except ValueError:
+                raise ValueError(f"{candidate} is not a JSON report") from None
+    raise ValueError(f"no report found for {spec!r} (give a run folder, a report.json or a run id in {results_dir})")
+
+
+def compare_runs(specs: list[str], results_dir: Path, output: Path | None) -> int:
+    from reporting.compare import compare_reports, comparison_text
+
+    try:
+        before, after = (load_run_report(spec, results_dir) for spec in specs)
+    except ValueError as exc:
+        return fail_input(str(exc))
+    comparison = compare_reports(before, after)
+    print(comparison_text(comparison), end="")
+    path = output or results_dir / "compare.json"
+    write_json_copy(comparison, path)
+    print(f"comparison: {path}")
+    return EXIT_FAIL if comparison["regressions"] else EXIT_PASS
+
+
 def _interrupt_on_sigterm(_signum, _frame) -> None:
     raise KeyboardInterrupt  # handled like Ctrl-C: stop Locust gracefully and write the partial report
 
@@ -187,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(settings.redacted(), indent=2))
         return EXIT_PASS
+    if args.compare:
+        return compare_runs(args.compare, Path(settings.results_dir), args.output)
     run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else None)
     if args.backend_users is None:
         args.backend_users = suite.backend_users
