@@ -122,6 +122,7 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
         "command": os.environ.get("VOICELOAD_COMMAND") or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
         "interrupted": bool(run_time and duration < run_time - 2.0),
         "locust_version": _locust_version(),
+        "workers_lost": clock.workers_lost,
     }
     exceptions = [{"kind": "exception", "message": e["msg"][:300], "count": e["count"]} for e in runner.exceptions.values()]
     report = build_report(RECORDER, settings, run, clock.timeline, exceptions, phase_log=clock.phases)

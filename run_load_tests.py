@@ -88,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: every group of the suite)")
     parser.add_argument("--parallel", action="store_true", help="run the groups at once (each in its own Locust "
                         "process) instead of one after another; the report merges them either way")
-    parser.add_argument("--processes", type=positive_int, help="generator processes on this machine (Locust master + N "
-                        "forked workers; samples are merged exactly). Use when the report says the generator was overloaded")
+    parser.add_argument("--workers", "--processes", dest="processes", type=positive_int, metavar="N",
+                        help="generator processes on this machine per group (a Locust master + N forked workers; samples "
+                        "are merged exactly; a worker lost mid-run is named in the report). Use when the report says the "
+                        "generator was overloaded")
     parser.add_argument("--backend-users", type=int, default=None, help="how many of each backend user (Redis, LLM, "
                         "Speech, Cosmos) the backend group runs (default: the suite's; 0 leaves the group out)")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")

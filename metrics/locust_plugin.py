@@ -41,6 +41,7 @@ class RunClock:
         self.workers = 0  # most workers seen during the run
         self.timeline: list[dict] = []
         self.phases: list[dict] = []  # the load shape's phases: name, start_s, end_s, users
+        self.workers_lost: list[dict] = []  # workers that stopped sending heartbeats: id, lost_at_s
 
 
 def install(environment: Environment, on_quit) -> RunClock:
@@ -114,6 +115,8 @@ def install(environment: Environment, on_quit) -> RunClock:
             gevent.spawn(_timeline_loop, environment, clock)
             if environment.shape_class is not None:
                 gevent.spawn(_follow_phases, environment, clock)
+            if is_master:
+                gevent.spawn(_watch_workers, environment.runner, clock)
             if is_master and clock.planned_run_time and options.run_time is None:
                 gevent.spawn_later(clock.planned_run_time, _stop_workers_then_quit, environment.runner)
 
@@ -146,6 +149,18 @@ def _stop_workers_then_quit(runner) -> None:
 
 def _elapsed(clock: RunClock) -> float:
     return round(time.perf_counter() - (clock.started_perf or time.perf_counter()), 2)
+
+
+def _watch_workers(runner: MasterRunner, clock: RunClock) -> None:
+    """Note every worker Locust marks missing (no heartbeat for ~3 s: killed, crashed, cut off)."""
+    noted: set[str] = set()
+    while runner.state not in ("stopped", "quitting"):
+        for client in runner.clients.missing:
+            if client.id not in noted:
+                noted.add(client.id)
+                clock.workers_lost.append({"id": client.id, "lost_at_s": _elapsed(clock)})
+                log.warning("voiceload: worker %s stopped sending heartbeats; the run goes on with the others", client.id)
+        gevent.sleep(1.0)
 
 
 def _follow_phases(environment: Environment, clock: RunClock) -> None:

@@ -86,6 +86,7 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
            "users": sum(r.get("users") or 0 for _, r in group_runs) if run.get("parallel") else max(r.get("users") or 0 for _, r in group_runs),
            "interrupted": any(o.interrupted or r.get("interrupted") for o, r in group_runs) or bool(missing),
            "locust_version": group_runs[0][1].get("locust_version"),
+           "workers_lost": [{**lost, "group": o.name} for o, r in group_runs for lost in r.get("workers_lost") or []],
            "groups": [{"name": o.name, "users": o.users, "run_time_s": o.run_time_s, "started_at": r["started_at"],
                        "duration_s": r["duration_s"], "exit_code": o.exit_code} for o, r in group_runs]
            + [{"name": o.name, "users": o.users, "run_time_s": o.run_time_s, "started_at": None, "duration_s": None,

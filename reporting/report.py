@@ -123,6 +123,9 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
         messages.append(f"success band: {band}")
     if run.get("interrupted"):
         messages.append("run was interrupted: figures cover only the part that ran")
+    for lost in run.get("workers_lost") or []:
+        messages.append(f"worker {lost['id']} was lost {lost['lost_at_s']:.0f} s into the run (no heartbeat); its samples "
+                        "since its last report (a few seconds) are missing and the run finished with the other workers")
     if not total:
         messages.append("no requests were made: check the host, the profile and the user counts")
     errors = [{"kind": kind, "message": message, "count": count}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from orchestrator.local_stack import REPO_ROOT
@@ -159,3 +160,31 @@ def test_sigterm_mid_run_still_writes_the_partial_report(tmp_path):
     assert json.loads((tmp_path / "out.json").read_text()) == report
     assert json.loads((tmp_path / "load_test_report_latest.json").read_text()) == report
     assert len(list(tmp_path.glob("load_test_report_2*.json"))) == 1
+
+
+def test_a_worker_killed_mid_run_is_named_and_the_run_finishes_with_the_rest(start_stack, tmp_path):
+    stack = start_stack()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", stack.base_url, "--group",
+                                "websocket", "-u", "4", "-t", "20s", "--workers", "2", "--turns-per-call", "1",
+                                "--results-dir", str(tmp_path)],
+                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, killed = [], None
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if line.lstrip().startswith("websocket [") and killed is None:  # 10 s in: calls are running
+                master = next(p for p in psutil.Process(process.pid).children() if "locust" in " ".join(p.cmdline()))
+                killed = master.children()[0]
+                killed.kill()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    output = "".join(seen)
+    assert killed is not None, output
+    report = latest_report(tmp_path)
+    lost = report["run"]["workers_lost"]
+    assert len(lost) == 1 and lost[0]["group"] == "websocket" and 10 <= lost[0]["lost_at_s"] <= 20, (lost, output)
+    assert report["run"]["workers"] == 2 and not report["run"]["interrupted"]
+    assert any(m.startswith(f"worker {lost[0]['id']} was lost") for m in report["summary"]["messages"])
+    assert report["metrics"]["voice_loop"]["count"] > 0 and report["summary"]["calls_completed"] > 0
