@@ -77,12 +77,7 @@ def _on_init(environment, **_kw) -> None:
         locust_plugin.install(environment, _write_reports)
         return
     try:
-        settings = load_settings(
-            {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
-             "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate,
-             "call_log": options.call_log},
-            config_file=options.voiceload_config,
-        )
+        settings = _settings_from_options(environment)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         os._exit(2)  # before anything starts; Locust would otherwise print a traceback
@@ -93,6 +88,25 @@ def _on_init(environment, **_kw) -> None:
         for name, user_class in USER_COUNT_OPTIONS.items():
             user_class.fixed_count = max(0, getattr(options, name))
     locust_plugin.install(environment, _write_reports)
+    environment.events.test_start.add_listener(_refresh_settings)
+
+
+def _settings_from_options(environment):
+    options = environment.parsed_options
+    return load_settings(
+        {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
+         "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate, "call_log": options.call_log},
+        config_file=options.voiceload_config,
+    )
+
+
+def _refresh_settings(environment, **_kw) -> None:
+    """At each start, take the options as they are now: a worker has just received the master's, and the
+    web UI's start form may have changed the profile or the turns per call."""
+    try:
+        set_settings(_settings_from_options(environment))
+    except ConfigError as exc:
+        log.error("voiceload: %s; keeping the previous settings", exc)
 
 
 def _write_reports(environment, clock: locust_plugin.RunClock) -> None:

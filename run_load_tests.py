@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="generator processes on this machine per group (a Locust master + N forked workers; samples "
                         "are merged exactly; a worker lost mid-run is named in the report). Use when the report says the "
                         "generator was overloaded")
+    parser.add_argument("--expect-workers", type=positive_int, metavar="N", help="drive N workers on other machines: "
+                        "each group's Locust master waits (up to 2 min) for N workers, which join with "
+                        "`python run_load_tests.py worker --master-host THIS_HOST` (or `locust -f locustfile.py --worker`)")
+    parser.add_argument("--master-bind-host", default="127.0.0.1", help="address the master listens on for workers "
+                        "(default 127.0.0.1; give this machine's private address for remote workers)")
+    parser.add_argument("--master-bind-port", type=positive_int, default=5557, help="port for workers: the run's first "
+                        "group listens on it, the next on the port after, and so on (default 5557)")
     parser.add_argument("--backend-users", type=int, default=None, help="how many of each backend user (Redis, LLM, "
                         "Speech, Cosmos) the backend group runs (default: the suite's; 0 leaves the group out)")
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
@@ -140,16 +147,21 @@ def ensure_writable(directory: Path) -> str | None:
     return None
 
 
-def group_job(plan: GroupPlan, run_dir: Path, host: str, args: argparse.Namespace, settings: Settings, suite: Suite) -> LocustJob:
+def group_job(index: int, plan: GroupPlan, run_dir: Path, host: str, args: argparse.Namespace, settings: Settings,
+              suite: Suite) -> LocustJob:
     """The Locust command of one group: its own folder, its user counts, and a samples file to merge."""
     group_dir = run_dir / plan.name
     processes = args.processes if args.processes and args.processes > 1 else None
     port = free_port() if processes else None  # groups running at once must not share Locust's master port
+    remote = {"master": True, "expect_workers": args.expect_workers, "expect_workers_max_wait": 120,
+              "master_bind_host": args.master_bind_host,
+              # a port per group: workers of the previous group may still be saying goodbye on its port
+              "master_bind_port": args.master_bind_port + index} if args.expect_workers else {}
     command = locust_command(group_dir, host, plan.users, args.spawn_rate or suite.spawn_rate, plan.run_time_s, {
         "target_profile": settings.profile, "suite": suite.name, **plan.counts,
         "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
         "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl", "samples_file": group_dir / SAMPLES_FILE,
-        "processes": processes, "master_bind_port": port, "master_port": port,
+        "processes": processes, "master_bind_port": port, "master_port": port, **remote,
     })
     return LocustJob(plan.name, command, group_dir, plan.run_time_s)
 
@@ -208,6 +220,11 @@ def exit_code_for(report: dict, strict: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        from orchestrator.remote_worker import main as worker_main
+
+        return worker_main(argv[1:])
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     suite = SUITES[args.test_suite]
@@ -221,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         return compare_runs(args.compare, Path(settings.results_dir), args.output)
     run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else None)
+    if args.expect_workers and (args.processes or args.parallel):
+        return fail_input("--expect-workers drives remote workers one group at a time: leave out --workers/--parallel "
+                          "(start more worker processes on the remote machines instead)")
     if args.backend_users is None:
         args.backend_users = suite.backend_users
     if args.backend_users < 0:
@@ -270,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voiceload: {suite.name} suite · profile {settings.profile} · "
               f"{'in parallel' if args.parallel else 'one group after another'}, {wall_time_s(plans, args.parallel)}s of load"
               f" · results in {run_dir}", flush=True)
-        env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *(argv if argv is not None else sys.argv[1:])]),
+        env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *argv]),
                    PYTHONUNBUFFERED="1")
         if settings.insecure:
             env["VOICELOAD_INSECURE"] = "1"
@@ -282,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             if stack.cosmos is not None and not settings.cosmos_endpoint:
                 env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
         plan_of = {plan.name: plan for plan in plans}
-        jobs = [group_job(plan, run_dir, host, args, settings, suite) for plan in plans]
+        jobs = [group_job(index, plan, run_dir, host, args, settings, suite) for index, plan in enumerate(plans)]
         outcomes: list[GroupOutcome] = []
         watched = {**(stack.pids() if stack is not None else {}), **{f"pid {pid}": pid for pid in args.monitor_pid}}
         with ResourceMonitor(watched, args.monitor_interval) as monitor:

@@ -30,7 +30,9 @@ def locust_command(run_dir: Path, host: str, users: int, spawn_rate: float, run_
                "--stop-timeout", "10", "--csv", str(run_dir / CSV_PREFIX), "--only-summary",
                "--results-dir", str(run_dir.parent), "--run-id", run_dir.name]
     for name, value in options.items():
-        if value not in (None, "", False):
+        if value is True:
+            command.append(f"--{name.replace('_', '-')}")
+        elif value not in (None, "", False):
             command += [f"--{name.replace('_', '-')}", str(value)]
     return command
 

@@ -188,3 +188,28 @@ def test_a_worker_killed_mid_run_is_named_and_the_run_finishes_with_the_rest(sta
     assert report["run"]["workers"] == 2 and not report["run"]["interrupted"]
     assert any(m.startswith(f"worker {lost[0]['id']} was lost") for m in report["summary"]["messages"])
     assert report["metrics"]["voice_loop"]["count"] > 0 and report["summary"]["calls_completed"] > 0
+
+
+def test_remote_workers_join_each_group_and_leave_when_the_run_is_over(start_stack, tmp_path):
+    stack = start_stack()
+    port = free_port()  # group 1 listens here, group 2 on the next port
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    workers = [subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "worker", "--master-host", "127.0.0.1",
+                                 "--master-port", str(port), "--wait", "10"], cwd=REPO_ROOT, env=env,
+                                stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
+    try:
+        result = run_cli(["--host", stack.base_url, "--backend-users", "0", "-u", "4", "-t", "6s", "--turns-per-call", "1",
+                          "--expect-workers", "2", "--master-bind-port", str(port), "--results-dir", str(tmp_path)], timeout=200)
+        for worker in workers:
+            worker.wait(timeout=60)  # they end by themselves once no master comes
+    finally:
+        for worker in workers:
+            worker.kill()
+    outputs = [log.read_text() for log in logs]
+    assert result.returncode in (0, 4), result.stdout + result.stderr
+    report = latest_report(tmp_path)
+    assert [g["name"] for g in report["run"]["groups"]] == ["api", "websocket"] and report["run"]["workers"] == 2
+    assert report["metrics"]["api_response_time"]["count"] > 0 and report["metrics"]["voice_loop"]["count"] > 0
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0 and "done after 2 group(s)" in output, output
