@@ -22,6 +22,7 @@ from config import BUILTIN_PROFILES, ConfigError, load_settings, redact_url
 from metrics import locust_plugin
 from metrics.recorder import RECORDER
 from reporting.report import build_report
+from shapes import add_shape_options, install_shape  # never the shape classes: Locust would pick one up
 from reporting.writer import write_run_outputs
 from users.api import ApiUser
 from users.backend_cosmos import CosmosUser
@@ -61,6 +62,7 @@ def _add_options(parser) -> None:
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")
     group.add_argument("--call-log", default=None, help="append one JSON line per finished call with its per-turn timings")
+    add_shape_options(parser)
     group.add_argument("--barge-in-rate", type=float, default=None, include_in_web_ui=True,
                        help="share of later caller turns that interrupt the agent (default 0.25)")
     group.add_argument("--turns-per-call", type=int, default=None, include_in_web_ui=True,
@@ -87,6 +89,7 @@ def _on_init(environment, **_kw) -> None:
     if any(getattr(options, name) for name in USER_COUNT_OPTIONS):
         for name, user_class in USER_COUNT_OPTIONS.items():
             user_class.fixed_count = max(0, getattr(options, name))
+    install_shape(environment)
     locust_plugin.install(environment, _write_reports)
     environment.events.test_start.add_listener(_refresh_settings)
 

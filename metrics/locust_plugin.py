@@ -113,12 +113,15 @@ def install(environment: Environment, on_quit) -> RunClock:
             clock.started_perf = time.perf_counter()
             clock.workers = getattr(environment.runner, "worker_count", 0)
             gevent.spawn(_timeline_loop, environment, clock)
-            if environment.shape_class is not None:
-                gevent.spawn(_follow_phases, environment, clock)
             if is_master:
                 gevent.spawn(_watch_workers, environment.runner, clock)
             if is_master and clock.planned_run_time and options.run_time is None:
                 gevent.spawn_later(clock.planned_run_time, _stop_workers_then_quit, environment.runner)
+
+    @environment.events.test_start.add_listener
+    def _phases(environment, **_kw):  # every start: the web UI can run a shape again, or another one
+        if environment.shape_class is not None and not isinstance(environment.runner, WorkerRunner):
+            gevent.spawn(_follow_phases, environment, clock)
 
     @environment.events.test_stop.add_listener
     def _stopped(environment, **_kw):
