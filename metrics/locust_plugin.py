@@ -117,6 +117,8 @@ def install(environment: Environment, on_quit) -> RunClock:
                 gevent.spawn(_watch_workers, environment.runner, clock)
             if is_master and clock.planned_run_time and options.run_time is None:
                 gevent.spawn_later(clock.planned_run_time, _stop_workers_then_quit, environment.runner)
+            if is_master and options is not None and options.headless and environment.shape_class is not None:
+                _end_shape_gracefully(environment)
 
     @environment.events.test_start.add_listener
     def _phases(environment, **_kw):  # every start: the web UI can run a shape again, or another one
@@ -142,16 +144,37 @@ def install(environment: Environment, on_quit) -> RunClock:
 
 def _stop_workers_then_quit(runner) -> None:
     log.info("voiceload: run time reached; stopping workers and collecting their last samples")
+    _stop_workers(runner)
+    runner.quit()
+
+
+def _stop_workers(runner) -> None:
+    """Stop every worker gracefully, wait for their last reports, then tell them to quit."""
     workers = [client.id for client in runner.clients.all]
     runner.stop()  # sends stop to every worker and waits until their users have finished
     gevent.sleep(0.5)
     for worker in workers:  # stopped workers are no longer in runner.clients, so quit them by id
         runner.server.send_to_client(Message("quit", None, worker))
-    runner.quit()
 
 
 def _elapsed(clock: RunClock) -> float:
     return round(time.perf_counter() - (clock.started_perf or time.perf_counter()), 2)
+
+
+def _end_shape_gracefully(environment: Environment) -> None:
+    """Headless, Locust quits the master the moment its shape ends, before the workers' last samples
+    arrive. Instead, when the shape ends, stop the workers gracefully first (inside the shape's greenlet,
+    so Locust's own quit follows only then)."""
+    shape = environment.shape_class
+    tick = shape.tick
+
+    def graceful_tick():
+        current = tick()
+        if current is None and environment.runner.state not in ("stopped", "quitting"):
+            _stop_workers(environment.runner)
+        return current
+
+    shape.tick = graceful_tick
 
 
 def _watch_workers(runner: MasterRunner, clock: RunClock) -> None:

@@ -243,3 +243,18 @@ def test_class_picker_offers_every_shape_built_from_the_form(stack, tmp_path):
     users = [u for _, u in read_history(tmp_path / "ui_stats_history.csv")]
     assert passes_through([1, 3], run_lengths(users)) and max(users) == 3, f"users over time: {users}"
     assert phase_names(read_report(tmp_path / "results" / "ui" / "report.json")) == ["step 1 (1 user)", "step 2 (3 users)"]
+
+
+def test_with_two_workers_the_shapes_end_keeps_every_call(stack, tmp_path):
+    """Locust quits the master as soon as a headless shape ends; voiceload stops the workers gracefully
+    first, so every call that started is finished and counted."""
+    command = [sys.executable, "-m", "locust", "-f", "locustfile.py", "TelephonyCaller", "--headless", "--host", stack.base_url,
+               "--processes", "2", "--shape", "sustained", "--sustained-users", "4", "--sustained-duration", "10",
+               "--turns-per-call", "1", "--stop-timeout", "10", "--only-summary", "--results-dir", str(tmp_path), "--run-id", "w"]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=locust_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = read_report(tmp_path / "w" / "report.json")
+    summary = report["summary"]
+    assert report["run"]["workers"] == 2 and summary["calls_started"] >= 4
+    assert summary["calls_completed"] == summary["calls_started"], summary
+    assert phase_names(report) == ["sustained (4 users)"] and report["phases"][0]["voice_loop_count"] >= 4
