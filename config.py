@@ -107,6 +107,8 @@ DEFAULT_SLOS: list[SloTarget] = [
     SloTarget(metric="llm_ttft", op="<=", target=600, description="LLM request -> first token"),
     SloTarget(metric="tts_first_byte", op="<", target=200, description="TTS request -> first audio byte"),
     SloTarget(metric="voice_loop", op="<=", target=700, description="caller's scheduled end of speech -> first audible agent audio"),
+    # its own row, so slow emergencies cannot hide behind fast routine calls; make it stricter in YAML
+    SloTarget(metric="voice_loop[emergency]", op="<=", target=700, description="voice_loop of emergency consultation flows"),
     SloTarget(metric="api_response_time", op="<=", target=150, description="REST API response time"),
     # not in the seeds: the per-turn session write and conversation upsert sit on the caller's path
     SloTarget(metric="redis_hset", op="<=", target=20, description="per-turn Redis session write (HSET)"),

@@ -4,6 +4,9 @@ Per frame (agent_frame_ms of audio):
 - acs:     the full JSON text frame (16 kHz PCM16, base64)
 - twilio:  the tail after the per-call streamSid: `<b64 mu-law 8 kHz>"}}`
 - browser: the tail after the per-call envelope head: `"data":"<b64>","sample_rate":16000,"frame_index":n,"is_final":b}`
+
+Which clip answers a turn (`choose_reply`): the clip whose manifest `topic` the caller's words call for
+(target.recognizer.reply_topic), else round-robin by turn number over the clips without a topic.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class AgentClip:
     acs: tuple[str, ...]
     twilio: tuple[str, ...]
     browser: tuple[str, ...]
+    topic: str | None = None  # what it answers (target.recognizer.TOPIC_RULES); None: a default reply
 
     @property
     def n_frames(self) -> int:
@@ -40,7 +44,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def encode_clip(clip_id: str, text: str, speech_start_ms: int, pcm16k: bytes, frame_ms: int) -> AgentClip:
+def encode_clip(clip_id: str, text: str, speech_start_ms: int, pcm16k: bytes, frame_ms: int,
+                topic: str | None = None) -> AgentClip:
     """Cut 16 kHz PCM16 into frame_ms frames and build every protocol's frame text once."""
     size = frame_bytes(SAMPLE_RATE, frame_ms)
     padded = pcm16k + b"\x00" * (-len(pcm16k) % size)  # pad with PCM silence before mu-law (0x00 is loud in mu-law)
@@ -59,7 +64,7 @@ def encode_clip(clip_id: str, text: str, speech_start_ms: int, pcm16k: bytes, fr
         for i, f in enumerate(pcm_frames)
     )
     return AgentClip(clip_id, text, tuple(text.split()), speech_start_ms, len(pcm16k) * 1000 // (2 * SAMPLE_RATE),
-                     acs, twilio, browser)
+                     acs, twilio, browser, topic)
 
 
 def load_agent_clips(manifest_path: str | Path, frame_ms: int) -> list[AgentClip]:
@@ -73,7 +78,19 @@ def load_agent_clips(manifest_path: str | Path, frame_ms: int) -> list[AgentClip
         pcm, rate = read_wav(manifest_path.parent / entry["file"])
         if rate != SAMPLE_RATE:
             raise ValueError(f"{entry['file']}: agent clips must be {SAMPLE_RATE} Hz, got {rate}")
-        clips.append(encode_clip(entry["id"], entry["text"], int(entry.get("speech_start_ms", 0)), pcm, frame_ms))
+        clips.append(encode_clip(entry["id"], entry["text"], int(entry.get("speech_start_ms", 0)), pcm, frame_ms,
+                                 entry.get("topic")))
     if not clips:
         raise ValueError(f"{manifest_path}: no agent clips (role == 'agent')")
     return clips
+
+
+def choose_reply(clips: list[AgentClip], turn: int, topic: str | None) -> AgentClip:
+    """The reply for `topic` when a clip has it; otherwise round-robin by turn (from 1) over the default
+    clips (those without a topic; all clips if every one has a topic)."""
+    if topic is not None:
+        for clip in clips:
+            if clip.topic == topic:
+                return clip
+    defaults = [clip for clip in clips if clip.topic is None] or clips
+    return defaults[(turn - 1) % len(defaults)]

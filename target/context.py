@@ -9,6 +9,7 @@ from target.agent_audio import AgentClip, load_agent_clips
 from target.ground_truth import TruthStore
 from target.latency import LatencyModel
 from target.llm_slots import LlmSlots
+from target.recognizer import Recognizer
 from target.relay import RelayHub
 from target.sessions import SessionStore
 from target.settings import Settings
@@ -29,7 +30,8 @@ class Counters:
 
 
 class AppContext:
-    """Settings, latency model, LLM slots, truth store, sessions, relay and counters of one target."""
+    """Settings, latency model, LLM slots, truth store, sessions, relay, counters, reply clips and the
+    fixture recognizer of one target."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -39,6 +41,7 @@ class AppContext:
         self.slots = LlmSlots(settings.llm_slots)
         self.truths = TruthStore(settings.public())
         self.clips: list[AgentClip] = load_agent_clips(settings.audio_manifest, settings.agent_frame_ms)
+        self.recognizer = Recognizer.from_manifest(settings.audio_manifest)  # fixture utterances by fingerprint
         self.hub = RelayHub(self.counters)
         self.sessions = SessionStore(settings.redis_url, self.counters, self.hub)
         self.active_calls = 0

@@ -3,8 +3,9 @@
 Caller -> server: binary PCM16 mono 16 kHz frames of any even size (the web front end sends 1024 B),
 text `{"type":"stop"}` ends the call (server closes 1000), any other text frame is typed user input.
 Server -> caller: JSON envelopes {"type","topic":"session","session_id","call_id","sender","ts",...}:
-stt_partial events, the final user transcript, assistant_streaming words, audio_data frames and
-`control/audio_stop` on barge-in.
+stt_partial events, the final user transcript (the recognized fixture utterance, target.recognizer, or
+"caller speech N s"), assistant_streaming words (the text of the reply clip being spoken), audio_data
+frames and `control/audio_stop` on barge-in.
 """
 
 from __future__ import annotations

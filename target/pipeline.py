@@ -3,6 +3,10 @@
 Exact semantics (the load generator's tests depend on them):
 - VAD runs on every received frame at its arrival; the turn ends at the arrival of the frame that
   brings accumulated trailing silence to eot_silence_ms.
+- Recognition (target.recognizer): the turn's first speech frames are looked up by fingerprint; a
+  fixture utterance gives the transcript (the browser's final transcript envelope carries it) and its
+  words pick the reply (a topical clip, e.g. emergency -> "emergency services"); typed text picks the
+  reply the same way. Unknown audio: transcript "caller speech N s" and the round-robin default reply.
 - After end of turn: stt_final delay -> final transcript -> wait for an LLM slot (llm_queue_ms) ->
   llm_ttft -> first token (browser: assistant text streams word by word) -> tts_first_byte (+ stall_ms)
   -> the agent clip, agent_frame_ms frames on absolute deadlines from the first frame.
@@ -22,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from target.agent_audio import AgentClip
+from target.agent_audio import AgentClip, choose_reply
 from target.ground_truth import CallTruth, TurnTruth, utc_now_iso
+from target.recognizer import MAX_RECOGNIZE_FRAMES, reply_topic
 from target.vad import Endpointer, SpeechRun, VadEvent
 from voice.audio import pcm16_rms
 
@@ -133,6 +138,8 @@ class Call:
         self.dropper: asyncio.Task[None] | None = None
         self.history: list[dict[str, str]] = []
         self.ended = False
+        self.heard: str | None = None  # the current turn's recognized fixture utterance
+        self.hear_frames = 0  # speech frames of the current turn looked up so far
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -207,6 +214,7 @@ class Call:
         if self.speaking:
             if self.run.feed(speech, duration_ms, now):
                 await self._barge_in()
+                self._hear(samples)
             return
         event = self.endpointer.feed(speech, duration_ms)
         if event is VadEvent.SPEECH_START:
@@ -214,6 +222,14 @@ class Call:
             self._start_turn(now, "speech")
         elif event is VadEvent.END_OF_TURN:
             self._end_of_turn(now)
+        if speech:
+            self._hear(samples)
+
+    def _hear(self, samples: bytes | np.ndarray) -> None:
+        """Look a speech frame up until the turn's utterance is recognized (a bounded number of frames)."""
+        if self.heard is None and self.hear_frames < MAX_RECOGNIZE_FRAMES:
+            self.hear_frames += 1
+            self.heard = self.ctx.recognizer.recognize(samples)
 
     async def text_input(self, text: str) -> None:
         """Typed user input (browser): interrupts any reply, skips STT and goes to LLM + TTS."""
@@ -234,6 +250,7 @@ class Call:
         assert self.truth is not None
         turn = self.truth.add_turn(speech_start_ms=self.ms(t), input=kind)
         self.turn, self.turn_speech_t = turn, t
+        self.heard, self.hear_frames = None, 0
         if kind == "speech":
             self.emit("speech_start", {"turn": turn.turn, "speech_start_ms": round(turn.speech_start_ms, 3)})
             if self.sender.streams_text:
@@ -249,7 +266,8 @@ class Call:
         self._cancel(self.partials)
         self.emit("end_of_turn", {"turn": turn.turn, "eot_detected_ms": round(turn.eot_detected_ms, 3)})
         spoken_s = max(0.0, now - self.turn_speech_t - self.endpointer.eot_silence_ms / 1000.0)
-        self.reply = asyncio.create_task(self._reply(turn, now, f"caller speech {spoken_s:.2f} s", with_stt=True))
+        transcript = self.heard or f"caller speech {spoken_s:.2f} s"
+        self.reply = asyncio.create_task(self._reply(turn, now, transcript, with_stt=True))
 
     @staticmethod
     def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -304,7 +322,7 @@ class Call:
 
     async def _reply(self, turn: TurnTruth, eot_t: float, transcript: str, with_stt: bool) -> None:
         ctx, s = self.ctx, self.ctx.settings
-        clip = ctx.clips[(turn.turn - 1) % len(ctx.clips)]
+        clip = choose_reply(ctx.clips, turn.turn, reply_topic(transcript))
         turn.agent_clip, turn.agent_speech_start_ms = clip.id, clip.speech_start_ms
         stt = ctx.latency.draw("stt_final") if with_stt else 0.0
         turn.modelled["stt_final"] = stt

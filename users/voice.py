@@ -83,7 +83,17 @@ class VoiceCallerBase(FastHttpUser):
 
     @task
     def call(self) -> None:
-        settings = get_settings()
+        self.one_call(get_settings())
+
+    def one_call(self, settings: Settings) -> None:
+        """What one task run does: a call with a random conversation (subclasses may run other calls)."""
+        plan = CallPlan(conversation(settings), turn_timeout_s=settings.turn_timeout_s,
+                        think_time_ms=settings.think_time_ms, ping_interval_s=settings.ping_interval_s)
+        self.run_call(settings, plan, LocustCallObserver())
+
+    def run_call(self, settings: Settings, plan: CallPlan, observer: LocustCallObserver) -> CallResult:
+        """Start a call, run `plan` over its media socket, count the outcome, log and cross-check it.
+        A call that never started comes back with no turns and the reason in `failure`."""
         setup_started = time.perf_counter()
         RECORDER.count("calls_attempted")
         try:
@@ -91,23 +101,20 @@ class VoiceCallerBase(FastHttpUser):
         except CallSetupError as exc:
             RECORDER.error("call_setup", str(exc))
             RECORDER.count("calls_failed")
-            return
+            return CallResult(failure=f"call setup failed: {exc}"[:200])
         connect_started = time.perf_counter()
         try:
             ws, handshake_ms = open_websocket(media.url, media.headers, insecure=settings.insecure)
         except Exception as exc:  # noqa: BLE001 - any connect failure is a counted, reported failure
-            emit("websocket", "ws_handshake", (time.perf_counter() - connect_started) * 1000.0,
-                 f"{exc.__class__.__name__}: {exc}"[:200])
+            reason = f"{exc.__class__.__name__}: {exc}"[:200]
+            emit("websocket", "ws_handshake", (time.perf_counter() - connect_started) * 1000.0, reason)
             RECORDER.count("calls_failed")
-            return
+            return CallResult(failure=f"media socket not opened: {reason}")
         opened_at = time.perf_counter()
         emit("websocket", "ws_handshake", handshake_ms)
         emit("voice", "call_setup", (opened_at - setup_started) * 1000.0)
         RECORDER.count("calls_started")
         RECORDER.count("ws_opened")
-        plan = CallPlan(conversation(settings), turn_timeout_s=settings.turn_timeout_s,
-                        think_time_ms=settings.think_time_ms, ping_interval_s=settings.ping_interval_s)
-        observer = LocustCallObserver()
         outcome = "calls_interrupted"
         try:
             result = CallSession(ws, media.codec, plan, observer).run()
@@ -120,6 +127,7 @@ class VoiceCallerBase(FastHttpUser):
         if settings.call_log:
             append_call_log(settings.call_log, media.call_id, media.codec.name, result)
         self.cross_check(settings, media.call_id, opened_at, result)
+        return result
 
     def cross_check(self, settings: Settings, call_id: str, opened_at: float, result: CallResult) -> None:
         """Compare our timings with the server's own per-turn record, where the profile serves one."""
@@ -156,12 +164,17 @@ class BrowserCaller(VoiceCallerBase):
     weight = 1
 
     def connect_media(self, settings: Settings) -> MediaTarget:
-        endpoint = settings.target_profile.browser_ws
-        if endpoint is None:
-            raise CallSetupError(f"profile {settings.profile} has no browser conversation socket")
-        call_id = str(uuid.uuid4())
-        url = f"{settings.websocket_base_url}{endpoint.path}?{urlencode({'session_id': call_id, 'call_id': call_id})}"
-        return MediaTarget(call_id, url, {}, BrowserCodec())
+        return browser_media(settings)
+
+
+def browser_media(settings: Settings) -> MediaTarget:
+    """A new browser conversation session: its socket URL (session and call id in the query) and codec."""
+    endpoint = settings.target_profile.browser_ws
+    if endpoint is None:
+        raise CallSetupError(f"profile {settings.profile} has no browser conversation socket")
+    call_id = str(uuid.uuid4())
+    url = f"{settings.websocket_base_url}{endpoint.path}?{urlencode({'session_id': call_id, 'call_id': call_id})}"
+    return MediaTarget(call_id, url, {}, BrowserCodec())
 
 
 def call_record(call_id: str, protocol: str, result: CallResult) -> dict:

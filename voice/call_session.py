@@ -45,11 +45,14 @@ class CallObserver(Protocol):
 @dataclass
 class TurnScript:
     """One caller utterance. `barge_in_after_ms`: start it that long after the agent's previous reply
-    became audible, interrupting it. `dtmf`: a keypad digit to send after the agent answers."""
+    became audible, interrupting it. `dtmf`: a keypad digit to send after the agent answers.
+    `think_time_ms`: silence before it (after the previous reply; on the first turn, after connecting);
+    None: the plan's think_time_ms between turns, nothing before the first."""
 
     clip: Clip
     barge_in_after_ms: float | None = None
     dtmf: str | None = None
+    think_time_ms: int | None = None
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Turn:
     stopped_at: float | None = None
     mark_seen: bool = False
     assistant_text: str = ""
+    transcript: str = ""  # the final transcript of this utterance, where the protocol shows it
     playout: PlayoutStats | None = None
 
     @property
@@ -151,6 +155,9 @@ class CallSession:
         index = 0
         previous: Turn | None = None
         for number, script in enumerate(plan.turns, start=1):
+            if number == 1 and script.think_time_ms:
+                for _ in range(int(script.think_time_ms / codec.frame_ms)):
+                    index = self._send_frame(pacer, index, self.silence)
             barge = script.barge_in_after_ms is not None and previous is not None and previous.first_audible_at is not None
             if barge:  # keep the line open until the moment we interrupt
                 interrupt_at = previous.first_audible_at + script.barge_in_after_ms / 1000.0
@@ -176,7 +183,8 @@ class CallSession:
                 self.ws.send(tone, opcode=websocket.ABNF.OPCODE_TEXT)
                 self.observer.count("dtmf_sent")
             if not interrupt_next:
-                for _ in range(int(plan.think_time_ms / codec.frame_ms)):
+                think_ms = plan.think_time_ms if following is None or following.think_time_ms is None else following.think_time_ms
+                for _ in range(int(think_ms / codec.frame_ms)):
                     index = self._send_frame(pacer, index, self.silence)
             previous = turn
 
@@ -293,6 +301,7 @@ class CallSession:
         elif kind == TRANSCRIPT_FINAL:
             if turn.final_at is None and now >= turn.speech_start_at:
                 turn.final_at = now
+                turn.transcript = str(event.data or "")
                 if now < turn.speech_end_at:
                     self.observer.error("early_final", "final transcript before the scheduled end of speech")
                 else:
