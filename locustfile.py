@@ -30,12 +30,13 @@ from users.backend_llm import LLMUser
 from users.backend_redis import RedisUser
 from users.backend_speech import SpeechUser
 from users.runtime import get_settings, set_settings
+from users.flows import ConsultationUser
 from users.voice import BrowserCaller, RelayListener, TelephonyCaller
 
-__all__ = ["ApiUser", "BrowserCaller", "CosmosUser", "LLMUser", "RedisUser", "RelayListener", "SpeechUser", "TelephonyCaller"]
+__all__ = ["ApiUser", "BrowserCaller", "ConsultationUser", "CosmosUser", "LLMUser", "RedisUser", "RelayListener", "SpeechUser", "TelephonyCaller"]
 USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
                       "relay_users": RelayListener, "redis_users": RedisUser, "llm_users": LLMUser,
-                      "speech_users": SpeechUser, "cosmos_users": CosmosUser}
+                      "speech_users": SpeechUser, "cosmos_users": CosmosUser, "integration_users": ConsultationUser}
 log = logging.getLogger("voiceload")
 
 
@@ -58,6 +59,7 @@ def _add_options(parser) -> None:
     group.add_argument("--llm-users", type=int, default=0, help="exact number of LLMUser (0: by weight)")
     group.add_argument("--speech-users", type=int, default=0, help="exact number of SpeechUser (0: by weight)")
     group.add_argument("--cosmos-users", type=int, default=0, help="exact number of CosmosUser (0: by weight)")
+    group.add_argument("--integration-users", type=int, default=0, help="exact number of ConsultationUser (0: by weight)")
     group.add_argument("--samples-file", default=None,
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")

@@ -25,13 +25,22 @@ import psutil
 
 from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
 from orchestrator.local_stack import LocalStack, StackError
-from orchestrator.groups import GROUP_NAMES, GroupPlan, plan_groups, wall_time_s
+from orchestrator.groups import DEFAULT_STOP_TIMEOUT_S, GROUP_NAMES, STOP_TIMEOUT_S, GroupPlan, plan_groups, wall_time_s
 from orchestrator.locust_run import LocustJob, locust_command, run_locusts
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
 from orchestrator.ports import free_port
 from orchestrator.resource_monitor import ResourceMonitor
 from orchestrator.preflight import check_reachable
-from orchestrator.suites import BACKEND_KINDS, SUITES, Suite
+from orchestrator.http_basic import check_http_basic
+from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, SUITES, Suite
+from orchestrator.test_types import add_test_type_options, shape_options, test_summary_line
+from orchestrator.test_types import result_fields as test_result_fields
+from orchestrator.test_types import validate as validate_test_type
+from metrics.recorder import MetricsRecorder
+from reporting.console import render_summary
+from reporting.report import build_report
+from reporting.writer import write_run_outputs
+from shapes import ShapeError, default_options as default_shape_options, shape_from_options
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_GENERATOR = 0, 1, 2, 3, 4
 
@@ -62,6 +71,17 @@ def _positive(convert, noun: str):
 
 
 positive_int = _positive(int, "a whole number")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
 positive_float = _positive(float, "a number")
 
 
@@ -84,8 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-t", "--run-time", type=parse_duration, help="how long each group runs, e.g. 45s, 2m (default: "
                         "the suite's per-group durations, or TEST_DURATION seconds)")
     parser.add_argument("--group", choices=GROUP_NAMES, help="run one group alone: api (REST endpoints), websocket "
-                        "(phone and browser callers, relay listeners) or backend (Redis, LLM, Speech, Cosmos users) "
-                        "(default: every group of the suite)")
+                        "(phone and browser callers, relay listeners), backend (Redis, LLM, Speech, Cosmos users) or "
+                        "integration (whole medical consultations) (default: every group of the suite)")
+    parser.add_argument("--api-users", type=non_negative_int, help="API users (default: the suite's, or from -u)")
+    parser.add_argument("--websocket-users", type=non_negative_int, help="phone callers (default: the suite's, or from -u)")
+    parser.add_argument("--integration-users", type=non_negative_int, help="consultation callers, each running whole "
+                        "medical scenarios (default: the suite's; 0 leaves the group out)")
     parser.add_argument("--parallel", action="store_true", help="run the groups at once (each in its own Locust "
                         "process) instead of one after another; the report merges them either way")
     parser.add_argument("--workers", "--processes", dest="processes", type=positive_int, metavar="N",
@@ -106,12 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "while it speaks, 0-1 (default: 0.25)")
     parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
     parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
-    parser.add_argument("--monitor-interval", type=positive_float, default=2.0, help="seconds between resource samples "
-                        "of the target's and the generator's processes (CPU, memory, threads, open files; default 2)")
+    parser.add_argument("--monitor-interval", type=positive_float, default=1.0, help="seconds between resource samples "
+                        "of the target's and the generator's processes (CPU, memory, threads, open files; default 1)")
     parser.add_argument("--monitor-pid", type=positive_int, action="append", default=[], metavar="PID",
                         help="also watch this process of the system under test (repeatable; the local stack's are "
                         "always watched)")
-    parser.add_argument("--output", type=Path, help="also write the JSON report to this file (results/<run-id>/report.json "
+    parser.add_argument("-o", "--output", type=Path, help="also write the JSON report to this file (results/<run-id>/report.json "
                         "and results/load_test_report_<YYYYMMDD_HHMMSS>.json are always written)")
     parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs instead of running "
                         "(run folders, report.json files or run ids under --results-dir): prints the change of every "
@@ -120,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (https/wss); the report says so")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configuration (secrets redacted) and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="show Locust's and the local stack's output as it runs")
+    add_test_type_options(parser, positive_int, positive_float)
     return parser
 
 
@@ -157,12 +182,14 @@ def group_job(index: int, plan: GroupPlan, run_dir: Path, host: str, args: argpa
               "master_bind_host": args.master_bind_host,
               # a port per group: workers of the previous group may still be saying goodbye on its port
               "master_bind_port": args.master_bind_port + index} if args.expect_workers else {}
-    command = locust_command(group_dir, host, plan.users, args.spawn_rate or suite.spawn_rate, plan.run_time_s, {
-        "target_profile": settings.profile, "suite": suite.name, **plan.counts,
+    timed = not plan.shape  # a shape sets the users over time and ends by itself
+    command = locust_command(group_dir, host, plan.users if timed else None, args.spawn_rate or suite.spawn_rate,
+                             plan.run_time_s if timed else None, {
+        "target_profile": settings.profile, "suite": None if args.test_type else suite.name, **plan.counts, **plan.shape,
         "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
         "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl", "samples_file": group_dir / SAMPLES_FILE,
         "processes": processes, "master_bind_port": port, "master_port": port, **remote,
-    })
+    }, plan.user_classes, STOP_TIMEOUT_S.get(plan.name, DEFAULT_STOP_TIMEOUT_S))
     return LocustJob(plan.name, command, group_dir, plan.run_time_s)
 
 
@@ -219,6 +246,76 @@ def exit_code_for(report: dict, strict: bool) -> int:
     return EXIT_PASS
 
 
+def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite) -> list[GroupPlan] | str:
+    """The groups this run is made of (none for http_basic), or one line about bad input."""
+    if args.test_type:
+        if problem := validate_test_type(args):
+            return problem
+        if args.test_type == "http_basic":
+            return []
+        shape = shape_options(args)
+        try:
+            duration = shape_from_options(default_shape_options(**{k: v for k, v in shape.items()})).duration_s
+        except ShapeError as exc:
+            return str(exc)
+        return [GroupPlan("websocket", {}, int(round(duration)), shape=shape, user_classes=("TelephonyCaller",))]
+    run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else None)
+    if args.backend_users is None:
+        args.backend_users = suite.backend_users
+    if args.backend_users < 0:
+        return "--backend-users must be 0 or more"
+    counts = suite.split(args.users)
+    profile = settings.target_profile
+    for kind, endpoint in (("browser_users", profile.browser_ws), ("relay_users", profile.relay_ws)):
+        if endpoint is None and counts[kind]:  # this kind of agent has no such socket: call it by phone instead
+            counts["voice_users"] += counts[kind]
+            counts[kind] = 0
+    counts.update({kind: args.backend_users for kind in BACKEND_KINDS})
+    for kind, given in (("api_users", args.api_users), ("voice_users", args.websocket_users)):
+        if given is not None:
+            counts[kind] = given
+    counts[INTEGRATION_KIND] = suite.integration_users if args.integration_users is None else args.integration_users
+    plans = plan_groups(suite, counts, args.group, run_time)
+    if not plans:
+        return f"group {args.group} has no users in this run (see -u and --backend-users)"
+    for plan in plans:
+        if plan.users > settings.max_users:
+            return f"{plan.users} users in group {plan.name} exceed MAX_USERS={settings.max_users}"
+    return plans
+
+
+def locust_env(argv: list[str], settings: Settings, stack: LocalStack | None) -> dict[str, str]:
+    """The environment of the Locust processes: the command for the report, and the local stack's services."""
+    env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *argv]), PYTHONUNBUFFERED="1")
+    if settings.insecure:
+        env["VOICELOAD_INSECURE"] = "1"
+    if stack is not None:  # backend users load the local stack's services unless told otherwise
+        if not settings.redis_url:
+            env["REDIS_URL"] = stack.redis_url
+        if not settings.speech_host and not settings.speech_key:
+            env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
+        if stack.cosmos is not None and not settings.cosmos_endpoint:
+            env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
+    return env
+
+
+def run_groups(plans: list[GroupPlan], run_dir: Path, host: str, args: argparse.Namespace, settings: Settings,
+               suite: Suite, env: dict[str, str]) -> list[GroupOutcome]:
+    """Each group's Locust, one after another or all at once; stops early on Ctrl-C / SIGTERM."""
+    plan_of = {plan.name: plan for plan in plans}
+    jobs = [group_job(index, plan, run_dir, host, args, settings, suite) for index, plan in enumerate(plans)]
+    outcomes: list[GroupOutcome] = []
+    for batch in [jobs] if args.parallel else [[job] for job in jobs]:
+        for job in batch:
+            print(f"voiceload: group {plan_of[job.name].describe()}", flush=True)
+        runs = run_locusts(batch, env, verbose=args.verbose)
+        outcomes += [GroupOutcome(job.name, r.exit_code, r.interrupted, job.total_s, plan_of[job.name].users)
+                     for job, r in zip(batch, runs)]
+        if any(r.interrupted for r in runs):
+            break  # the groups not yet started are left out
+    return outcomes
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:
@@ -237,44 +334,33 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PASS
     if args.compare:
         return compare_runs(args.compare, Path(settings.results_dir), args.output)
-    run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else None)
     if args.expect_workers and (args.processes or args.parallel):
         return fail_input("--expect-workers drives remote workers one group at a time: leave out --workers/--parallel "
                           "(start more worker processes on the remote machines instead)")
-    if args.backend_users is None:
-        args.backend_users = suite.backend_users
-    if args.backend_users < 0:
-        return fail_input("--backend-users must be 0 or more")
-    counts = suite.split(args.users)
-    profile = settings.target_profile
-    for kind, endpoint in (("browser_users", profile.browser_ws), ("relay_users", profile.relay_ws)):
-        if endpoint is None and counts[kind]:  # this kind of agent has no such socket: call it by phone instead
-            counts["voice_users"] += counts[kind]
-            counts[kind] = 0
-    counts.update({kind: args.backend_users for kind in BACKEND_KINDS})
-    plans = plan_groups(suite, counts, args.group, run_time)
-    if not plans:
-        return fail_input(f"group {args.group} has no users in this run (see -u and --backend-users)")
-    for plan in plans:
-        if plan.users > settings.max_users:
-            return fail_input(f"{plan.users} users in group {plan.name} exceed MAX_USERS={settings.max_users}")
+    plans = plan_run(args, settings, suite)
+    if isinstance(plans, str):
+        return fail_input(plans)
     if missing := [pid for pid in args.monitor_pid if not psutil.pid_exists(pid)]:
         return fail_input(f"--monitor-pid {missing[0]}: no such process")
     results_dir = Path(settings.results_dir).resolve()
     if problem := ensure_writable(results_dir):
         return fail_input(problem)
     started = dt.datetime.now()
-    run_id = f"{started:%Y%m%d-%H%M%S}-{suite.name}" + (f"-{args.group}" if args.group else "")
+    label = args.test_type or suite.name + (f"-{args.group}" if args.group else "")
+    run_id = f"{started:%Y%m%d-%H%M%S}-{label}"
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    uses_backend = any(plan.name == "backend" for plan in plans)
+    uses_cosmos = any(plan.counts.get("cosmos_users") for plan in plans)
 
     stack = None
     host = settings.api_base_url
+    env = locust_env(argv, settings, None)
+    outcomes: list[GroupOutcome] = []
+    http_basic = None
     try:
         if host is None:
             print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
-            stack = LocalStack(run_dir / "logs", with_cosmos=uses_backend and counts["cosmos_users"] > 0)
+            stack = LocalStack(run_dir / "logs", with_cosmos=uses_cosmos)
             try:
                 stack.start()
             except StackError as exc:
@@ -283,64 +369,58 @@ def main(argv: list[str] | None = None) -> int:
             print(f"voiceload: local target at {host}, Redis at {stack.redis_url}", flush=True)
             for note in stack.skipped:
                 print(f"voiceload: skipped {note}", flush=True)
-        health_path = settings.target_profile.health.path
-        if reason := check_reachable(host, health_path, verify=not settings.insecure):
+        if reason := check_reachable(host, settings.target_profile.health.path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
-        print(f"voiceload: {suite.name} suite · profile {settings.profile} · "
-              f"{'in parallel' if args.parallel else 'one group after another'}, {wall_time_s(plans, args.parallel)}s of load"
-              f" · results in {run_dir}", flush=True)
-        env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *argv]),
-                   PYTHONUNBUFFERED="1")
-        if settings.insecure:
-            env["VOICELOAD_INSECURE"] = "1"
-        if stack is not None:  # backend users load the local stack's services unless told otherwise
-            if not settings.redis_url:
-                env["REDIS_URL"] = stack.redis_url
-            if not settings.speech_host and not settings.speech_key:
-                env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
-            if stack.cosmos is not None and not settings.cosmos_endpoint:
-                env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
-        plan_of = {plan.name: plan for plan in plans}
-        jobs = [group_job(index, plan, run_dir, host, args, settings, suite) for index, plan in enumerate(plans)]
-        outcomes: list[GroupOutcome] = []
+        print(f"voiceload: {label} · profile {settings.profile} · "
+              + (f"{'in parallel' if args.parallel else 'one group after another'}, {wall_time_s(plans, args.parallel)}s of load"
+                 if plans else "10 requests") + f" · results in {run_dir}", flush=True)
+        env = locust_env(argv, settings, stack)
         watched = {**(stack.pids() if stack is not None else {}), **{f"pid {pid}": pid for pid in args.monitor_pid}}
         with ResourceMonitor(watched, args.monitor_interval) as monitor:
-            for batch in [jobs] if args.parallel else [[job] for job in jobs]:
-                for job in batch:
-                    print(f"voiceload: group {plan_of[job.name].describe()}", flush=True)
-                runs = run_locusts(batch, env, verbose=args.verbose)
-                outcomes += [GroupOutcome(job.name, r.exit_code, r.interrupted, job.total_s, plan_of[job.name].users)
-                             for job, r in zip(batch, runs)]
-                if any(r.interrupted for r in runs):
-                    break  # Ctrl-C: the groups not yet started are left out
+            if args.test_type == "http_basic":
+                http_basic = MetricsRecorder()
+                http_basic_fields = check_http_basic(host, settings, http_basic)
+            else:
+                outcomes = run_groups(plans, run_dir, host, args, settings, suite, env)
     finally:
         if stack is not None:
             stack.stop()
 
-    join_group_files(run_dir, [o.name for o in outcomes])
-    run = {"id": run_id, "suite": suite.name, "test_type": None, "host": redact_url(host or ""), "profile": settings.profile,
-           "shape": None, "parallel": args.parallel, "command": env["VOICELOAD_COMMAND"]}
-    report = merge_groups(run_dir, outcomes, settings, run)
-    if report is None:
-        codes = ", ".join(f"{o.name} {o.exit_code}" for o in outcomes)
-        print(f"error: no group wrote its samples (Locust exit codes: {codes}); see {run_dir}/*/locust.log", file=sys.stderr)
-        return EXIT_FAIL
+    run = {"id": run_id, "suite": None if args.test_type else suite.name, "test_type": args.test_type,
+           "host": redact_url(host or ""), "profile": settings.profile,
+           "shape": plans[0].shape.get("shape") if plans and plans[0].shape else None,
+           "parallel": args.parallel, "command": env["VOICELOAD_COMMAND"]}
+    if http_basic is not None:
+        ended = dt.datetime.now(dt.timezone.utc)
+        run.update({"started_at": started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+                    "ended_at": ended.isoformat(timespec="seconds"), "duration_s": round((ended - started.astimezone(dt.timezone.utc)).total_seconds(), 1),
+                    "workers": 0, "users": 1, "interrupted": False})
+        report = build_report(http_basic, settings, run)
+    else:
+        join_group_files(run_dir, [o.name for o in outcomes])
+        report = merge_groups(run_dir, outcomes, settings, run)
+        if report is None:
+            codes = ", ".join(f"{o.name} {o.exit_code}" for o in outcomes)
+            print(f"error: no group wrote its samples (Locust exit codes: {codes}); see {run_dir}/*/locust.log", file=sys.stderr)
+            return EXIT_FAIL
     report["resources"] = monitor.summary()
     report["summary"]["messages"] += [f"bottleneck: {line}" for line in report["resources"]["bottlenecks"]]
     for plan in plans[len(outcomes):]:
         report["run"]["interrupted"] = True
         report["summary"]["messages"].append(f"group {plan.name} did not run: the run was interrupted")
-    from reporting.writer import write_run_outputs
-
+    if args.test_type:
+        report["test"] = test_result_fields(args.test_type, report, args)
+        if http_basic is not None:
+            report["test"].update(http_basic_fields)
     write_run_outputs(report, run_dir)
     report_path = run_dir / "report.json"
     for copy in seed_report_paths(results_dir, started) + ([args.output] if args.output else []):
         write_json_copy(report, copy)
 
-    from reporting.console import render_summary
-
     render_summary(report)
+    if args.test_type:
+        print(test_summary_line(report["test"]))
     print(f"report: {report_path}  ·  {run_dir / 'report.html'}  ·  {run_dir / 'junit.xml'}")
     return exit_code_for(report, args.strict)
 

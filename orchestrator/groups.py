@@ -7,16 +7,20 @@ orchestrator merges their exact samples afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from orchestrator.suites import BACKEND_KINDS, Suite
+from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, Suite
 
 # group name -> the user-count keys (Locust options) it runs
 GROUP_KINDS: dict[str, tuple[str, ...]] = {
     "api": ("api_users",),
     "websocket": ("voice_users", "browser_users", "relay_users"),
     "backend": BACKEND_KINDS,
+    "integration": (INTEGRATION_KIND,),
 }
+# seconds users get to finish after the run time: a whole consultation takes about 20 s
+STOP_TIMEOUT_S = {"integration": 30}
+DEFAULT_STOP_TIMEOUT_S = 10
 GROUP_NAMES = tuple(GROUP_KINDS)
 
 
@@ -25,12 +29,16 @@ class GroupPlan:
     name: str
     counts: dict[str, int]  # every user-count key; this group's non-zero, others 0
     run_time_s: int
+    shape: dict[str, object] = field(default_factory=dict)  # --shape and its options: the shape sets users and time
+    user_classes: tuple[str, ...] = ()  # only these Locust user classes (default: by counts)
 
     @property
     def users(self) -> int:
         return sum(self.counts.values())
 
     def describe(self) -> str:
+        if self.shape:
+            return f"{self.name}: {', '.join(self.user_classes)} under the {self.shape['shape']} shape for {self.run_time_s}s"
         parts = [f"{n} {kind.removesuffix('_users').replace('voice', 'phone')}" for kind, n in self.counts.items() if n]
         return f"{self.name}: {', '.join(parts)} for {self.run_time_s}s"
 

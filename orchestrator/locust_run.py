@@ -24,11 +24,14 @@ class LocustRun:
     log_path: Path
 
 
-def locust_command(run_dir: Path, host: str, users: int, spawn_rate: float, run_time_s: int, options: dict[str, object]) -> list[str]:
-    command = [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "locustfile.py"), "--headless",
-               "--host", host, "-u", str(users), "-r", f"{spawn_rate:g}", "-t", f"{run_time_s}s",
-               "--stop-timeout", "10", "--csv", str(run_dir / CSV_PREFIX), "--only-summary",
+def locust_command(run_dir: Path, host: str, users: int | None, spawn_rate: float, run_time_s: int | None,
+                   options: dict[str, object], user_classes: tuple[str, ...] = (), stop_timeout_s: int = 10) -> list[str]:
+    """Headless Locust for one group; users and run time None when a --shape in `options` sets them."""
+    command = [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "locustfile.py"), *user_classes, "--headless",
+               "--host", host, "--stop-timeout", str(stop_timeout_s), "--csv", str(run_dir / CSV_PREFIX), "--only-summary",
                "--results-dir", str(run_dir.parent), "--run-id", run_dir.name]
+    if users is not None and run_time_s is not None:
+        command += ["-u", str(users), "-r", f"{spawn_rate:g}", "-t", f"{run_time_s}s"]
     for name, value in options.items():
         if value is True:
             command.append(f"--{name.replace('_', '-')}")

@@ -149,6 +149,8 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
             "malformed_frames": counters.get("malformed_frames", 0),
             "dtmf_sent": counters.get("dtmf_sent", 0),
             "relay_events": counters.get("relay_events", 0),
+            "flows_completed": counters.get("flows_completed", 0),
+            "flows_failed": counters.get("flows_failed", 0),
             "critical_error_rate": run_rates["critical_error_rate"],
             "ws_drop_rate": run_rates["ws_drop_rate"],
             "generator_healthy": health.healthy,
@@ -162,5 +164,6 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
         "phases": phase_rows(recorder, phase_log),
         "resources": resources or {"target": {}, "generator": {"cpu_max_percent": health.cpu_max_percent}, "bottlenecks": []},
         "errors": errors,
+        "counters": dict(sorted(counters.items())),
         "timeline": timeline or [],
     }

@@ -30,9 +30,9 @@ def test_quick_run_on_local_stack_writes_full_report(tmp_path):
     assert report["schema"] == "voiceload.report/1"
     # the three groups ran one after another, each in its own Locust process, merged into one report
     groups = report["run"]["groups"]
-    assert [g["name"] for g in groups] == ["api", "websocket", "backend"] and report["run"]["parallel"] is False
+    assert [g["name"] for g in groups] == ["api", "websocket", "backend", "integration"] and report["run"]["parallel"] is False
     assert all(g["exit_code"] == 0 for g in groups)
-    assert groups[0]["started_at"] <= groups[1]["started_at"] <= groups[2]["started_at"]
+    assert groups[0]["started_at"] <= groups[1]["started_at"] <= groups[2]["started_at"] <= groups[3]["started_at"]
     for metric in ("voice_loop", "ws_handshake", "ws_ping_rtt", "api_response_time", "frame_send_lateness",
                    "redis_hset", "redis_pubsub_delivery", "llm_ttft", "stt_first_partial", "stt_final", "tts_first_byte",
                    "cosmos_upsert"):
@@ -40,6 +40,10 @@ def test_quick_run_on_local_stack_writes_full_report(tmp_path):
         assert summary["count"] > 0 and summary["p50"] <= summary["p95"] <= summary["p99"] <= summary["max"], metric
     slo = {s["metric"]: s for s in report["slo"]}
     assert slo["voice_loop"]["status"] in ("pass", "miss") and slo["voice_loop"]["observed"] == report["metrics"]["voice_loop"]["p95"]
+    # whole consultations: per-priority voice loops, and every flow that started finished
+    summary = report["summary"]
+    assert summary["flows_completed"] >= 3 and summary["flows_failed"] == 0, summary
+    assert any(name.startswith("voice_loop[") for name in report["metrics"]), sorted(report["metrics"])
     for metric in ("llm_ttft", "tts_first_byte", "stt_final", "redis_hset", "cosmos_upsert"):  # backend SLOs judged too
         assert slo[metric]["status"] == "pass" and slo[metric]["observed"] == report["metrics"][metric]["p95"], slo[metric]
     assert report["summary"]["verdict"] in ("pass", "warn") and report["summary"]["calls_started"] > 0
@@ -52,7 +56,7 @@ def test_quick_run_on_local_stack_writes_full_report(tmp_path):
     resources = report["resources"]  # the local stack's processes and the generator, sampled with psutil
     assert {"target", "redis", "cosmos"} <= set(resources["target"]) and resources["generator"]["cpu_max_percent"] > 0
     assert resources["target"]["target"]["rss_max_mb"] > 10 and len(resources["series"]) > 5
-    for group in ("api", "websocket", "backend"):
+    for group in ("api", "websocket", "backend", "integration"):
         assert (run_dir / group / "report.json").is_file() and (run_dir / group / "stats.csv").is_file(), group
     # the summary table the newcomer sees
     assert re.search(r"voice_loop\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+p95 <= 700", result.stdout)
