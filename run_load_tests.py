@@ -21,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import psutil
 
 from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
@@ -31,6 +32,7 @@ from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, mer
 from orchestrator.ports import free_port
 from orchestrator.resource_monitor import ResourceMonitor
 from orchestrator.preflight import check_reachable
+from orchestrator.db_pool import ENVIRONMENTS, POOL_KEYS, pool_findings, read_env_file
 from orchestrator.http_basic import check_http_basic
 from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, SUITES, Suite
 from orchestrator.test_types import add_test_type_options, shape_options, test_summary_line
@@ -128,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
     parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
                         "while it speaks, 0-1 (default: 0.25)")
+    parser.add_argument("--env", choices=ENVIRONMENTS, help="load .env.<name> (the framework's DB pool settings "
+                        "DB_POOL_SIZE / DB_MAX_OVERFLOW / DB_POOL_TIMEOUT / DB_POOL_RECYCLE: 10/10/30/1800, 40/20/30/1800, "
+                        "50/25/30/1800) into the environment; the local stack's target sizes its session pool by it")
     parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
     parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
     parser.add_argument("--monitor-interval", type=positive_float, default=1.0, help="seconds between resource samples "
@@ -284,6 +289,15 @@ def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite) -> list
     return plans
 
 
+def fetch_target_counters(host: str, settings: Settings) -> dict[str, int] | None:
+    """The reference target's own counters from its health endpoint (None if it does not answer)."""
+    try:
+        response = httpx.get(host + settings.target_profile.health.path, timeout=5.0, verify=not settings.insecure)
+        return dict(response.json().get("counters", {}))
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+
+
 def locust_env(argv: list[str], settings: Settings, stack: LocalStack | None) -> dict[str, str]:
     """The environment of the Locust processes: the command for the report, and the local stack's services."""
     env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *argv]), PYTHONUNBUFFERED="1")
@@ -340,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     plans = plan_run(args, settings, suite)
     if isinstance(plans, str):
         return fail_input(plans)
+    if args.env:
+        try:
+            os.environ.update(read_env_file(args.env))
+        except ValueError as exc:
+            return fail_input(str(exc))
     if missing := [pid for pid in args.monitor_pid if not psutil.pid_exists(pid)]:
         return fail_input(f"--monitor-pid {missing[0]}: no such process")
     results_dir = Path(settings.results_dir).resolve()
@@ -355,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = None
     host = settings.api_base_url
     env = locust_env(argv, settings, None)
+    target_counters: dict[str, int] | None = None
     outcomes: list[GroupOutcome] = []
     http_basic = None
     try:
@@ -383,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
                 http_basic_fields = check_http_basic(host, settings, http_basic)
             else:
                 outcomes = run_groups(plans, run_dir, host, args, settings, suite, env)
+        if stack is not None:
+            target_counters = fetch_target_counters(host, settings)
     finally:
         if stack is not None:
             stack.stop()
@@ -405,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no group wrote its samples (Locust exit codes: {codes}); see {run_dir}/*/locust.log", file=sys.stderr)
             return EXIT_FAIL
     report["resources"] = monitor.summary()
+    if target_counters is not None:  # the local target's session pool (the framework's DB pool)
+        pool = {key: os.environ.get(key, default) for key, default in zip(POOL_KEYS, ("10", "10", "30", "1800"))}
+        report["resources"]["db_pool"], findings = pool_findings(target_counters, pool)
+        report["resources"]["bottlenecks"] += findings
+    report["run"]["env"] = args.env
     report["summary"]["messages"] += [f"bottleneck: {line}" for line in report["resources"]["bottlenecks"]]
     for plan in plans[len(outcomes):]:
         report["run"]["interrupted"] = True

@@ -24,6 +24,10 @@ class Counters:
     dropped_sockets: int = 0
     injected_http_errors: int = 0
     relay_dropped: int = 0
+    db_pool_acquires: int = 0
+    db_pool_waits: int = 0  # reads that found every connection busy and had to wait
+    db_pool_wait_ms_max: int = 0
+    db_pool_timeouts: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -43,6 +47,6 @@ class AppContext:
         self.clips: list[AgentClip] = load_agent_clips(settings.audio_manifest, settings.agent_frame_ms)
         self.recognizer = Recognizer.from_manifest(settings.audio_manifest)  # fixture utterances by fingerprint
         self.hub = RelayHub(self.counters)
-        self.sessions = SessionStore(settings.redis_url, self.counters, self.hub)
+        self.sessions = SessionStore(settings.redis_url, self.counters, self.hub, settings)
         self.active_calls = 0
         self.calls_total = 0

@@ -332,6 +332,7 @@ class Call:
         await self.sender.final(transcript)
         self.emit("transcript_final", {"turn": turn.turn, "content": transcript})
 
+        await ctx.sessions.read_context(self.truth.call_id)  # the call's context, through the bounded pool
         ttft = ctx.latency.draw("llm_ttft")
         turn.modelled["llm_ttft"] = ttft
         queued_at = perf()

@@ -51,6 +51,11 @@ class Settings:
     http_error_rate: float = 0.0
     ws_drop_rate: float = 0.0
     stall_ms: float = 0.0
+    # the session-context read before each reply goes through a bounded connection pool (the seed's DB pool)
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_s: float = 30.0
+    db_query_ms: float = 0.0  # modelled extra time a context read holds its connection
     log_level: str = "warning"
     audio_manifest: str = DEFAULT_MANIFEST
 
@@ -71,7 +76,9 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("stall_ms", "vad_threshold"):
+        if self.db_pool_size < 1 or self.db_max_overflow < 0 or self.db_pool_timeout_s <= 0:
+            raise SettingsError("db_pool_size must be >= 1, db_max_overflow >= 0 and db_pool_timeout_s > 0")
+        for name in ("stall_ms", "vad_threshold", "db_query_ms"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
         for stage in STAGES:
@@ -87,6 +94,9 @@ class Settings:
         skip = {"bind", "port", "redis_url", "log_level", "audio_manifest"}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
+
+# The stress framework's environment variable names for the pool knobs (.env.development etc.)
+SEED_ENV = {"db_pool_size": "DB_POOL_SIZE", "db_max_overflow": "DB_MAX_OVERFLOW", "db_pool_timeout_s": "DB_POOL_TIMEOUT"}
 
 # Modelled stages with a (p50, p95) pair: `<stage>_ms` is the p50, `<stage>_p95_ms` the p95.
 STAGES = ("stt_partial", "stt_final", "llm_ttft", "tts_first_byte")
@@ -127,6 +137,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         raw = args.get(field.name)
         if raw is None:
             raw = environ.get(ENV_PREFIX + field.name.upper())
+        if raw is None and field.name in SEED_ENV:  # DB_POOL_SIZE etc., as the seed's .env files set them
+            raw = environ.get(SEED_ENV[field.name])
         if raw is not None:
             values[field.name] = _convert(field.name, raw, hints[field.name])
     return Settings(**values).validate()
