@@ -1,0 +1,110 @@
+"""Every --test-type against one local stack (short runs side by side), each with its own result fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.local_stack import REPO_ROOT, LocalStack
+
+RUN_TIMEOUT_S = 240
+TYPES = {
+    "http_basic": ["--profile", "twilio-media"],  # the framework's own agent: health and /docs
+    "load": ["--max-batch", "4", "--increment", "2", "-d", "3"],
+    "high_concurrency": ["-n", "4", "-d", "3"],
+    "wave_pattern": ["--peak-calls", "4", "--num-waves", "2", "--wave-duration", "8"],
+    "burst_pattern": ["--burst-size", "3", "--num-bursts", "2", "--ramp-up-ms", "200", "--rest-seconds", "2", "-d", "3"],
+    "stability": ["--test-duration-minutes", "0.5", "--base-calls", "1", "--peak-calls", "3"],  # 3 phases of 10 s
+    "resource_monitoring": ["-n", "2", "-d", "4", "--monitor-interval", "0.5"],
+}
+
+
+@dataclass
+class Run:
+    returncode: int | None
+    output: str
+    report: dict
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    local = LocalStack(tmp_path_factory.mktemp("stack")).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def runs(stack, tmp_path_factory) -> dict[str, Run]:
+    out = tmp_path_factory.mktemp("types")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
+    started = {}
+    for name, args in TYPES.items():
+        log = (out / f"{name}.log").open("w")
+        command = [sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", stack.base_url, "--test-type", name,
+                   "--turns-per-call", "1", "--results-dir", str(out / name), "--output", str(out / f"{name}.json"), *args]
+        started[name] = (subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    results = {}
+    for name, (process, log) in started.items():
+        try:
+            process.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        report_path = out / f"{name}.json"
+        results[name] = Run(process.returncode, (out / f"{name}.log").read_text(),
+                            json.loads(report_path.read_text()) if report_path.exists() else {})
+    return results
+
+
+@pytest.mark.parametrize("name", list(TYPES))
+def test_each_type_runs_and_writes_every_report_file(runs, name):
+    run = runs[name]
+    assert run.returncode in (0, 1, 4), run.output[-3000:]  # 4: on this 2-core machine all run at once
+    assert run.report["run"]["test_type"] == name and run.report["test"]["type"] == name
+    run_dir = Path(run.output.split("report: ")[-1].split("  ·  ")[0]).parent
+    for file in ("report.json", "report.html", "junit.xml"):
+        assert (run_dir / file).is_file(), file
+    assert f"test {name}:" in run.output
+
+
+def test_http_basic_reaches_health_and_docs(runs):
+    test = runs["http_basic"].report["test"]
+    assert test["requests"] == 10 and test["reachable"] == {"health": True, "docs": True}
+    assert runs["http_basic"].report["summary"]["requests"] == 10
+
+
+def test_load_finds_the_largest_batch_that_held(runs):
+    test = runs["load"].report["test"]
+    assert [b["calls"] for b in test["batches"]] == [2, 4]
+    held = [b["calls"] for b in test["batches"] if b["success_rate"] is not None and b["success_rate"] >= 80]
+    assert test["max_acceptable_batch"] == max(held, default=0) == 4
+
+
+def test_high_concurrency_starts_every_call(runs):
+    test = runs["high_concurrency"].report["test"]
+    assert test["calls_started"] >= 4 and test["calls_completed"] >= 4
+
+
+@pytest.mark.parametrize("name, phases", [("wave_pattern", ["wave 1 peak", "wave 1 valley", "wave 2 peak", "wave 2 valley"]),
+                                          ("burst_pattern", ["burst 1", "rest 1", "burst 2"]),
+                                          ("stability", ["base 1", "peak 1", "base 2"])])
+def test_patterns_split_the_results_by_phase(runs, name, phases):
+    report = runs[name].report
+    names = [p["name"] for p in report["phases"]]
+    assert names[: len(phases)] == phases, names
+    worst = report["test"]["worst_phase"]
+    rated = [p for p in report["phases"] if p["success_rate"] is not None]
+    assert worst["success_rate"] == min(p["success_rate"] for p in rated)
+
+
+def test_resource_monitoring_names_processes_and_bottlenecks(runs):
+    test = runs["resource_monitoring"].report["test"]
+    assert isinstance(test["bottlenecks"], list) and test["generator_peaks"]["cpu_max_percent"] > 0
+    assert test["parameters"]["monitor_interval"] == 0.5
