@@ -32,6 +32,7 @@ from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, mer
 from orchestrator.ports import free_port
 from orchestrator.resource_monitor import ResourceMonitor
 from orchestrator.preflight import check_reachable
+from orchestrator.capacity import capacity_line, find_capacity
 from orchestrator.db_pool import ENVIRONMENTS, POOL_KEYS, pool_findings, read_env_file
 from orchestrator.http_basic import check_http_basic
 from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, SUITES, Suite
@@ -130,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
     parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
                         "while it speaks, 0-1 (default: 0.25)")
+    parser.add_argument("--find-capacity", action="store_true", help="step phone calls up (--capacity-start, "
+                        "--capacity-step, --capacity-max, --capacity-step-duration) until an SLO or the 80%% success "
+                        "floor breaks; reports the largest level that held and which metric broke first")
+    parser.add_argument("--capacity-start", type=positive_int, default=5, help="calls in the first step (default 5)")
+    parser.add_argument("--capacity-step", type=positive_int, default=5, help="calls added per step (default 5)")
+    parser.add_argument("--capacity-max", type=positive_int, default=100, help="calls in the last step (default 100)")
+    parser.add_argument("--capacity-step-duration", type=positive_float, default=30.0, help="seconds per step "
+                        "(default 30; long enough for several turns per call)")
     parser.add_argument("--env", choices=ENVIRONMENTS, help="load .env.<name> (the framework's DB pool settings "
                         "DB_POOL_SIZE / DB_MAX_OVERFLOW / DB_POOL_TIMEOUT / DB_POOL_RECYCLE: 10/10/30/1800, 40/20/30/1800, "
                         "50/25/30/1800) into the environment; the local stack's target sizes its session pool by it")
@@ -190,7 +199,7 @@ def group_job(index: int, plan: GroupPlan, run_dir: Path, host: str, args: argpa
     timed = not plan.shape  # a shape sets the users over time and ends by itself
     command = locust_command(group_dir, host, plan.users if timed else None, args.spawn_rate or suite.spawn_rate,
                              plan.run_time_s if timed else None, {
-        "target_profile": settings.profile, "suite": None if args.test_type else suite.name, **plan.counts, **plan.shape,
+        "target_profile": settings.profile, "suite": None if args.test_type or args.find_capacity else suite.name, **plan.counts, **plan.shape,
         "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
         "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl", "samples_file": group_dir / SAMPLES_FILE,
         "processes": processes, "master_bind_port": port, "master_port": port, **remote,
@@ -253,6 +262,15 @@ def exit_code_for(report: dict, strict: bool) -> int:
 
 def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite) -> list[GroupPlan] | str:
     """The groups this run is made of (none for http_basic), or one line about bad input."""
+    if args.find_capacity:
+        if args.test_type:
+            return "--find-capacity and --test-type are two kinds of run: choose one"
+        if args.capacity_start > args.capacity_max:
+            return f"--capacity-start ({args.capacity_start}) must not exceed --capacity-max ({args.capacity_max})"
+        shape = {"shape": "ramp", "ramp_start_users": args.capacity_start, "ramp_increment": args.capacity_step,
+                 "ramp_max_users": args.capacity_max, "ramp_step_duration": args.capacity_step_duration}
+        duration = shape_from_options(default_shape_options(**shape)).duration_s
+        return [GroupPlan("websocket", {}, int(round(duration)), shape=shape, user_classes=("TelephonyCaller",))]
     if args.test_type:
         if problem := validate_test_type(args):
             return problem
@@ -365,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem := ensure_writable(results_dir):
         return fail_input(problem)
     started = dt.datetime.now()
-    label = args.test_type or suite.name + (f"-{args.group}" if args.group else "")
+    label = args.test_type or ("capacity" if args.find_capacity else suite.name + (f"-{args.group}" if args.group else ""))
     run_id = f"{started:%Y%m%d-%H%M%S}-{label}"
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -409,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         if stack is not None:
             stack.stop()
 
-    run = {"id": run_id, "suite": None if args.test_type else suite.name, "test_type": args.test_type,
+    run = {"id": run_id, "suite": None if args.test_type or args.find_capacity else suite.name, "test_type": args.test_type,
            "host": redact_url(host or ""), "profile": settings.profile,
            "shape": plans[0].shape.get("shape") if plans and plans[0].shape else None,
            "parallel": args.parallel, "command": env["VOICELOAD_COMMAND"]}
@@ -440,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         report["test"] = test_result_fields(args.test_type, report, args)
         if http_basic is not None:
             report["test"].update(http_basic_fields)
+    if args.find_capacity:
+        report["capacity"] = find_capacity(report["phases"])
+        report["summary"]["messages"].append(capacity_line(report["capacity"]))
     write_run_outputs(report, run_dir)
     report_path = run_dir / "report.json"
     for copy in seed_report_paths(results_dir, started) + ([args.output] if args.output else []):

@@ -24,25 +24,32 @@ def split_request_key(key: str) -> tuple[str, str]:
 
 
 class PhaseStats:
-    """What a load phase (a step, wave or burst of the shape) needs for its row in the report."""
+    """A load phase's (a step, wave or burst of the shape) own exact metrics and request outcomes, for
+    its row in the report and for judging its SLOs (the capacity finder)."""
 
     def __init__(self) -> None:
-        self.voice_loop = LatencyHistogram()
+        self.metrics: dict[str, LatencyHistogram] = {}
         self.requests = 0
         self.failures = 0
 
+    @property
+    def voice_loop(self) -> LatencyHistogram:
+        return self.metrics.get("voice_loop") or LatencyHistogram()
+
     def to_wire(self) -> dict:
-        return {"voice_loop": self.voice_loop.to_wire(), "requests": self.requests, "failures": self.failures}
+        return {"metrics": {name: h.to_wire() for name, h in self.metrics.items()}, "requests": self.requests,
+                "failures": self.failures}
 
     def absorb(self, wire: dict) -> None:
-        self.voice_loop.merge(LatencyHistogram.from_wire(wire["voice_loop"]))
+        for name, data in wire["metrics"].items():
+            self.metrics.setdefault(name, LatencyHistogram()).merge(LatencyHistogram.from_wire(data))
         self.requests += wire["requests"]
         self.failures += wire["failures"]
 
 
 class MetricsRecorder:
     """Exact histograms keyed by metric name (and by Locust request type+name), plus counters.
-    While `phase` is set (by the load shape), voice_loop and request outcomes also go to that phase."""
+    While `phase` is set (by the load shape), metrics and request outcomes also go to that phase."""
 
     def __init__(self) -> None:
         self.phase: str | None = None
@@ -66,8 +73,8 @@ class MetricsRecorder:
         histogram.record(ms)
         if name in TIMELINE_METRICS:
             self.window.setdefault(name, LatencyHistogram()).record(ms)
-        if self.phase is not None and name == "voice_loop":
-            self._phase_stats().voice_loop.record(ms)
+        if self.phase is not None:
+            self._phase_stats().metrics.setdefault(name, LatencyHistogram()).record(ms)
 
     def record_failure(self, name: str, group: str = "voice") -> None:
         self.metric_groups.setdefault(name, group)

@@ -77,7 +77,7 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "messages": [text(m) for m in as_list(summary.get("messages"))],
         "slo_rows": [_slo_row(entry) for entry in slo],
         "metric_rows": [_metric_row(name, m) for name, m in metrics.items()],
-        "charts": _charts(as_records(report.get("timeline")), slo),
+        "charts": _charts(as_records(report.get("timeline")), slo) + _capacity_chart(as_mapping(report.get("capacity")), slo),
         "request_rows": _request_rows(as_records(report.get("requests"))),
         "phase_rows": [_phase_row(p) for p in as_records(report.get("phases"))],
         "resources": _resources(as_mapping(report.get("resources"))),
@@ -220,6 +220,19 @@ def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return fmt_bool(value)
     return fmt_num(value)
+
+
+def _capacity_chart(capacity: Mapping[str, Any], slo: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--find-capacity: voice_loop p95 and success rate per step, against concurrent calls."""
+    steps = as_records(capacity.get("steps"))
+    if not steps:
+        return []
+    target = next((as_float(s.get("target")) for s in slo if s.get("metric") == "voice_loop" and s.get("stat") == "p95"), None)
+    reference = Reference(f"SLO {fmt_compact(target)} ms", target) if target is not None else None
+    series = [Series("voice_loop p95", [(s.get("calls"), s.get("voice_loop_p95")) for s in steps], _COLORS["voice"])]
+    title = f"Capacity: {fmt_int(capacity.get('capacity_calls'))} calls held every SLO"
+    svg = line_chart(series, title=title, x_label="concurrent calls", y_label="ms", reference=reference)
+    return [{"title": title, "svg": Markup(svg) if svg else None}]
 
 
 def _charts(timeline: list[dict[str, Any]], slo: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -69,9 +69,10 @@ def rates(recorder: MetricsRecorder) -> dict[str, float | None]:
     }
 
 
-def phase_rows(recorder: MetricsRecorder, phase_log: list[dict] | None) -> list[dict]:
+def phase_rows(recorder: MetricsRecorder, phase_log: list[dict] | None, settings: Settings | None = None) -> list[dict]:
     """report.json phases[]: per phase of the load shape (in the order they ran), its time span and
-    target users from the shape's log, and its success rate and voice_loop from the exact samples."""
+    target users from the shape's log, its success rate and voice_loop from the exact samples, and (with
+    `settings`) the SLOs it broke: `slo_broken` lists them with what was observed."""
     log = list(phase_log or [])
     logged = {entry["name"] for entry in log}
     log += [{"name": name} for name in recorder.phases if name not in logged]
@@ -82,10 +83,16 @@ def phase_rows(recorder: MetricsRecorder, phase_log: list[dict] | None) -> list[
         p50, p95, p99 = voice.percentiles((50, 95, 99)) if voice.total else (None, None, None)
         requests = stats.requests if stats else 0
         failures = stats.failures if stats else 0
-        rows.append({"name": entry["name"], "start_s": entry.get("start_s"), "end_s": entry.get("end_s"),
-                     "users": entry.get("users"), "requests": requests, "failures": failures,
-                     "success_rate": _pct(requests - failures, requests), "voice_loop_count": voice.total,
-                     "voice_loop_p50": p50, "voice_loop_p95": p95, "voice_loop_p99": p99})
+        row = {"name": entry["name"], "start_s": entry.get("start_s"), "end_s": entry.get("end_s"),
+               "users": entry.get("users"), "requests": requests, "failures": failures,
+               "success_rate": _pct(requests - failures, requests), "voice_loop_count": voice.total,
+               "voice_loop_p50": p50, "voice_loop_p95": p95, "voice_loop_p99": p99}
+        if settings is not None:
+            summaries = {name: h.summary() for name, h in (stats.metrics.items() if stats else ())}
+            results = evaluate_slos(settings.slo, summaries, {"success_rate": row["success_rate"]}, settings.thresholds)
+            row["slo_broken"] = [{"metric": r.metric, "stat": r.stat, "observed": r.observed, "target": r.target}
+                                 for r in results if r.passed is False]
+        rows.append(row)
     return rows
 
 
@@ -161,7 +168,7 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
         "metrics": metrics,
         "slo": [r.as_dict() for r in slo_results],
         "requests": request_rows(recorder, duration_s),
-        "phases": phase_rows(recorder, phase_log),
+        "phases": phase_rows(recorder, phase_log, settings),
         "resources": resources or {"target": {}, "generator": {"cpu_max_percent": health.cpu_max_percent}, "bottlenecks": []},
         "errors": errors,
         "counters": dict(sorted(counters.items())),
