@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local_stack import REPO_ROOT, LocalStack
+from orchestrator.cosmos_server import CosmosServer
+from orchestrator.local_stack import REPO_ROOT, LocalStack, StackError
 
 
 @pytest.fixture
@@ -25,6 +26,26 @@ def start_stack(tmp_path):
     yield start
     for stack in stacks:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory):
+    """One local stack (redis-server + reference target, defaults) shared by a test file's runs."""
+    local = LocalStack(tmp_path_factory.mktemp("stack")).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def cosmos(tmp_path_factory):
+    """The npm Cosmos DB stand-in (installed by `npm ci --prefix stack`)."""
+    server = CosmosServer(tmp_path_factory.mktemp("cosmos-logs"))
+    try:
+        server.start()
+    except StackError as exc:
+        pytest.skip(str(exc))  # the message says how to fix it: npm ci --prefix stack
+    yield server
+    server.stop()
 
 
 def run_cli(args: list[str], timeout: float = 150, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

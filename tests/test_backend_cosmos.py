@@ -13,15 +13,6 @@ import pytest
 from orchestrator.cosmos_server import CosmosServer
 from orchestrator.local_stack import REPO_ROOT, StackError
 
-@pytest.fixture(scope="module")
-def cosmos(tmp_path_factory):
-    server = CosmosServer(tmp_path_factory.mktemp("cosmos-logs"))
-    try:
-        server.start()
-    except StackError as exc:
-        pytest.skip(str(exc))  # the message says how to fix it: npm ci --prefix stack
-    yield server
-    server.stop()
 
 
 def test_local_server_speaks_the_sql_api_to_the_real_sdk(cosmos):

@@ -16,8 +16,7 @@ import sys
 
 import pytest
 
-from orchestrator.cosmos_server import CosmosServer
-from orchestrator.local_stack import REPO_ROOT, StackError
+from orchestrator.local_stack import REPO_ROOT
 from target.settings import Settings as TargetSettings
 
 SCRIPT = REPO_ROOT / "tests" / "inprocess_locust.py"
@@ -93,15 +92,6 @@ def test_speech_user_drives_the_sdk_against_the_local_endpoint(start_stack):
     assert defaults.tts_first_byte_ms <= metrics["tts_first_byte"]["p50"] < defaults.tts_first_byte_ms + 100
 
 
-@pytest.fixture(scope="module")
-def cosmos(tmp_path_factory):
-    server = CosmosServer(tmp_path_factory.mktemp("cosmos-logs"))
-    try:
-        server.start()
-    except StackError as exc:
-        pytest.skip(str(exc))  # the message says how to fix it: npm ci --prefix stack
-    yield server
-    server.stop()
 
 
 def test_cosmos_user_drives_the_sdk_against_the_npm_server(cosmos, tmp_path):

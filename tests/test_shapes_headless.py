@@ -100,21 +100,15 @@ def phase_names(report: dict) -> list[str]:
     return run_lengths([p["name"] for p in report.get("phases", [])])  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The local stack as tests/conftest.py's start_stack starts it, shared by this file's runs."""
-    local = LocalStack(tmp_path_factory.mktemp("stack")).start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture(scope="module")
-def runs(stack, tmp_path_factory) -> dict[str, Run]:
+def runs(module_stack, tmp_path_factory) -> dict[str, Run]:
     """All headless runs at once; each must quit by itself (no --run-time) within RUN_TIMEOUT_S."""
     out = tmp_path_factory.mktemp("runs")
     processes = {}
     for name, case in CASES.items():
-        command = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, case.user, "--headless", "--host", stack.base_url,
+        command = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, case.user, "--headless", "--host", module_stack.base_url,
                    "--csv", str(out / name), "--results-dir", str(out / "results"), "--run-id", name, "--only-summary",
                    *case.args]
         log = (out / f"{name}.log").open("w")
@@ -149,9 +143,9 @@ def test_headless_run_follows_the_shape_and_ends_by_itself(runs, name):
     assert run.report["run"]["shape"].endswith("Shape") and run.report["summary"]["requests"] > 0
 
 
-def test_bad_shape_option_exits_2_with_one_line_before_starting(stack):
+def test_bad_shape_option_exits_2_with_one_line_before_starting(module_stack):
     result = subprocess.run([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "ApiUser", "--headless", "--host",
-                             stack.base_url, "--shape", "wave", "--wave-peak-users", "2", "--wave-valley-users", "5"],
+                             module_stack.base_url, "--shape", "wave", "--wave-peak-users", "2", "--wave-valley-users", "5"],
                             cwd=REPO_ROOT, env=locust_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error: --wave-valley-users (5) must be below --wave-peak-users (2)" in result.stderr
@@ -200,21 +194,21 @@ class WebUI:
         assert self.state() == "stopped", self.log_tail()
 
 
-def test_web_ui_start_form_builds_the_shape_from_its_fields(stack, tmp_path):
+def test_web_ui_start_form_builds_the_shape_from_its_fields(module_stack, tmp_path):
     """Started with --shape wave, the form's fields (shape and its options) decide what runs."""
-    with WebUI(stack, tmp_path, "ApiUser", "--shape", "wave") as ui:
+    with WebUI(module_stack, tmp_path, "ApiUser", "--shape", "wave") as ui:
         page = ui.index()
         assert page.status_code == 200, ui.log_tail()
         for field_name in ("wave_peak_users", "callcenter_profile", "calls_per_hour_peak", "burst_ramp_up_ms"):
             assert field_name in page.text, field_name
 
-        bad = ui.client.post("/swarm", data={"host": stack.base_url, "shape": "wave", "wave_peak_users": "3",
+        bad = ui.client.post("/swarm", data={"host": module_stack.base_url, "shape": "wave", "wave_peak_users": "3",
                                              "wave_valley_users": "9"}).json()
         assert bad["success"] is False
         assert bad["message"] == "--wave-valley-users (9) must be below --wave-peak-users (3)"
         assert ui.state() == "ready"
 
-        form = {"host": stack.base_url, "shape": "spike", "spike_baseline_users": "1", "spike_users": "4",
+        form = {"host": module_stack.base_url, "shape": "spike", "spike_baseline_users": "1", "spike_users": "4",
                 "spike_after": "2", "spike_duration": "3", "spike_recovery": "2"}
         started = ui.client.post("/swarm", data=form).json()
         assert started["success"] is True and "SpikeShape" in started["message"], started
@@ -226,16 +220,16 @@ def test_web_ui_start_form_builds_the_shape_from_its_fields(stack, tmp_path):
     assert phase_names(report) == ["baseline", "spike", "recovery"]
 
 
-def test_class_picker_offers_every_shape_built_from_the_form(stack, tmp_path):
-    with WebUI(stack, tmp_path, "--class-picker") as ui:
+def test_class_picker_offers_every_shape_built_from_the_form(module_stack, tmp_path):
+    with WebUI(module_stack, tmp_path, "--class-picker") as ui:
         page = ui.index()
         for class_name in ("RampShape", "WaveShape", "BurstShape", "SpikeShape", "SustainedShape", "StabilityShape",
                            "CallCenterShape"):
             assert class_name in page.text, class_name
-        form = {"host": stack.base_url, "user_classes": "ApiUser", "shape_class": "RampShape",
+        form = {"host": module_stack.base_url, "user_classes": "ApiUser", "shape_class": "RampShape",
                 "ramp_start_users": "1", "ramp_increment": "2", "ramp_step_duration": "2", "ramp_max_users": "3"}
         bad = ui.client.post("/swarm", data={**form, "ramp_max_users": "0"}).json()
-        assert bad == {"success": False, "host": stack.base_url,
+        assert bad == {"success": False, "host": module_stack.base_url,
                        "message": "--ramp-max-users (0) must not be below --ramp-start-users (1)"}
         started = ui.client.post("/swarm", data=form).json()
         assert started["success"] is True and "RampShape" in started["message"], started
@@ -245,10 +239,10 @@ def test_class_picker_offers_every_shape_built_from_the_form(stack, tmp_path):
     assert phase_names(read_report(tmp_path / "results" / "ui" / "report.json")) == ["step 1 (1 user)", "step 2 (3 users)"]
 
 
-def test_with_two_workers_the_shapes_end_keeps_every_call(stack, tmp_path):
+def test_with_two_workers_the_shapes_end_keeps_every_call(module_stack, tmp_path):
     """Locust quits the master as soon as a headless shape ends; voiceload stops the workers gracefully
     first, so every call that started is finished and counted."""
-    command = [sys.executable, "-m", "locust", "-f", "locustfile.py", "TelephonyCaller", "--headless", "--host", stack.base_url,
+    command = [sys.executable, "-m", "locust", "-f", "locustfile.py", "TelephonyCaller", "--headless", "--host", module_stack.base_url,
                "--processes", "2", "--shape", "sustained", "--sustained-users", "4", "--sustained-duration", "10",
                "--turns-per-call", "1", "--stop-timeout", "10", "--only-summary", "--results-dir", str(tmp_path), "--run-id", "w"]
     result = subprocess.run(command, cwd=REPO_ROOT, env=locust_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)

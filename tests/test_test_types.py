@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local_stack import REPO_ROOT, LocalStack
+from orchestrator.local_stack import REPO_ROOT
 
 RUN_TIMEOUT_S = 240
 TYPES = {
@@ -32,21 +32,16 @@ class Run:
     report: dict
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    local = LocalStack(tmp_path_factory.mktemp("stack")).start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture(scope="module")
-def runs(stack, tmp_path_factory) -> dict[str, Run]:
+def runs(module_stack, tmp_path_factory) -> dict[str, Run]:
     out = tmp_path_factory.mktemp("types")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
     started = {}
     for name, args in TYPES.items():
         log = (out / f"{name}.log").open("w")
-        command = [sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", stack.base_url, "--test-type", name,
+        command = [sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", module_stack.base_url, "--test-type", name,
                    "--turns-per-call", "1", "--results-dir", str(out / name), "--output", str(out / f"{name}.json"), *args]
         started[name] = (subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log)
     results = {}
