@@ -1,0 +1,81 @@
+"""What survives when the system under test breaks mid-run: every run ends on its own within its time
+limit plus the stop timeout, with a complete report that counts the failures by kind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from orchestrator.local_stack import REPO_ROOT
+from orchestrator.ports import free_port
+from tests.conftest import latest_report, run_cli
+
+STOP_TIMEOUT_S = 10  # what run_load_tests gives the websocket group
+
+
+def start_target(port: int, log) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "target", "--port", str(port)], cwd=REPO_ROOT, stdout=log,
+                               stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=0.5).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)  # polling a server that is starting: there is no event to wait on
+    process.kill()
+    raise AssertionError("target did not come up")
+
+
+def test_target_killed_and_restarted_mid_run(tmp_path):
+    port = free_port()
+    log = (tmp_path / "target.log").open("w")
+    target = start_target(port, log)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
+    run = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", f"http://127.0.0.1:{port}",
+                            "--group", "websocket", "--websocket-users", "3", "-t", "18s", "--turns-per-call", "1",
+                            "--results-dir", str(tmp_path / "results")],
+                           cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started, seen, restarted = time.monotonic(), [], None
+    try:
+        for line in run.stdout:
+            seen.append(line)
+            if line.lstrip().startswith("websocket [") and restarted is None:  # 10 s in, calls are running
+                target.kill()
+                target.wait()
+                restarted = target = start_target(port, log)
+        run.wait(timeout=120)
+    finally:
+        run.kill()
+        target.kill()
+        log.close()
+    output = "".join(seen)
+    assert restarted is not None, output
+    assert time.monotonic() - started < 18 + STOP_TIMEOUT_S + 40, output  # ended on its own
+    assert run.returncode in (0, 1, 4), output
+    report = latest_report(tmp_path / "results")
+    summary = report["summary"]
+    assert summary["calls_failed"] + summary["ws_dropped"] + summary["calls_interrupted"] > 0, summary
+    assert report["errors"] and all(e["count"] > 0 for e in report["errors"])
+    assert summary["calls_completed"] > 0  # before the kill, and again after the restart
+    assert report["metrics"]["voice_loop"]["count"] > 0
+
+
+def test_a_target_that_accepts_and_never_answers_exits_3_in_bounded_time(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # the kernel completes the handshakes; nobody ever reads or answers
+    try:
+        started = time.monotonic()
+        result = run_cli(["--host", f"http://127.0.0.1:{listener.getsockname()[1]}", "--results-dir", str(tmp_path)],
+                         timeout=60)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert time.monotonic() - started < 20
+        assert "unreachable at preflight" in result.stderr and "Timeout" in result.stderr
+    finally:
+        listener.close()
