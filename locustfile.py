@@ -7,6 +7,7 @@ results/<run-id>/report.json, report.html and junit.xml when Locust quits.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import logging
@@ -32,6 +33,7 @@ from users.backend_speech import SpeechUser
 from users.runtime import get_settings, set_settings
 from users.flows import ConsultationUser
 from users.voice import BrowserCaller, RelayListener, TelephonyCaller
+from webui import install_voice_tab
 
 __all__ = ["ApiUser", "BrowserCaller", "ConsultationUser", "CosmosUser", "LLMUser", "RedisUser", "RelayListener", "SpeechUser", "TelephonyCaller"]
 USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
@@ -69,6 +71,44 @@ def _add_options(parser) -> None:
                        help="share of later caller turns that interrupt the agent (default 0.25)")
     group.add_argument("--turns-per-call", type=int, default=None, include_in_web_ui=True,
                        help="caller utterances per phone call (default 2)")
+    # caller options of the test types, read by the phone and browser callers (voice.call_options.CallOptions)
+    group.add_argument("--call-duration", type=_non_negative(float), default=0.0, metavar="S", include_in_web_ui=False,
+                       help="each call lasts S seconds from its media socket opening, cycling its turns, then hangs "
+                       "up; a turn cut by that counts as turns_cut_by_hangup, not a failure (default 0: off)")
+    group.add_argument("--chunk-bytes", type=_non_negative(int), default=0, metavar="B", include_in_web_ui=False,
+                       help="send B bytes of wire audio (PCM16 16 kHz, or mu-law 8 kHz for Twilio) per message "
+                       "(default 0: real time for --chunk-interval-ms, or the profile's own frames)")
+    group.add_argument("--chunk-interval-ms", type=_non_negative(float), default=0.0, metavar="MS", include_in_web_ui=False,
+                       help="one audio message every MS ms, on absolute deadlines (default 0: real time for "
+                       "--chunk-bytes, or the profile's own frames)")
+    group.add_argument("--fault-rate", type=_fraction, default=0.0, metavar="P", include_in_web_ui=False,
+                       help="chance per turn, 0-1, that the caller injects a fault on purpose: skipped chunks, a "
+                       "malformed frame, an abrupt disconnect mid-turn or a reconnect (default 0: off)")
+
+
+def _non_negative(kind):
+    """An argparse type: a number of `kind` that is 0 or more."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a probability within 0..1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
 
 
 @events.init.add_listener
@@ -92,7 +132,8 @@ def _on_init(environment, **_kw) -> None:
         for name, user_class in USER_COUNT_OPTIONS.items():
             user_class.fixed_count = max(0, getattr(options, name))
     install_shape(environment)
-    locust_plugin.install(environment, _write_reports)
+    clock = locust_plugin.install(environment, _write_reports)
+    install_voice_tab(environment, clock)
     environment.events.test_start.add_listener(_refresh_settings)
 
 

@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (https/wss); the report says so")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configuration (secrets redacted) and exit")
+    parser.add_argument("--web", action="store_true", help="serve Locust's web UI (with the Voice SLOs tab) instead of a "
+                        "headless run; starts the local stack when no --host; Ctrl-C stops")
+    parser.add_argument("--web-port", type=positive_int, default=8089, help="port of the web UI (default 8089)")
+    parser.add_argument("--web-host", default="127.0.0.1", help="address the web UI binds (default 127.0.0.1; any other "
+                        "needs --web-login)")
+    parser.add_argument("--web-login", action="store_true", help="require a login to the web UI (user VOICELOAD_WEB_USER, "
+                        "default voiceload; password VOICELOAD_WEB_PASSWORD)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show Locust's and the local stack's output as it runs")
     add_test_type_options(parser, positive_int, positive_float)
     return parser
@@ -202,9 +209,23 @@ def group_job(index: int, plan: GroupPlan, run_dir: Path, host: str, args: argpa
         "target_profile": settings.profile, "suite": None if args.test_type or args.find_capacity else suite.name, **plan.counts, **plan.shape,
         "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
         "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl", "samples_file": group_dir / SAMPLES_FILE,
-        "processes": processes, "master_bind_port": port, "master_port": port, **remote,
+        "processes": processes, "master_bind_port": port, "master_port": port, **remote, **caller_options(args),
     }, plan.user_classes, STOP_TIMEOUT_S.get(plan.name, DEFAULT_STOP_TIMEOUT_S))
     return LocustJob(plan.name, command, group_dir, plan.run_time_s)
+
+
+def caller_options(args: argparse.Namespace) -> dict[str, object]:
+    """The test type's call length, audio chunking and injected faults, as the callers' Locust options."""
+    if not args.test_type or args.test_type == "http_basic":
+        return {}
+    options: dict[str, object] = {"call_duration": args.duration}
+    if args.chunk_size:
+        options["chunk_bytes"] = int(args.chunk_size * 1024)
+    if args.interval:
+        options["chunk_interval_ms"] = args.interval
+    if args.test_type == "resilience":
+        options["fault_rate"] = args.error_rate
+    return options
 
 
 def seed_report_paths(results_dir: Path, started: dt.datetime) -> list[Path]:
@@ -366,6 +387,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_PASS
     if args.compare:
         return compare_runs(args.compare, Path(settings.results_dir), args.output)
+    if args.web:
+        if args.env:
+            try:
+                os.environ.update(read_env_file(args.env))
+            except ValueError as exc:
+                return fail_input(str(exc))
+        from orchestrator.web_mode import run_web
+
+        return run_web(args, settings)
     if args.expect_workers and (args.processes or args.parallel):
         return fail_input("--expect-workers drives remote workers one group at a time: leave out --workers/--parallel "
                           "(start more worker processes on the remote machines instead)")

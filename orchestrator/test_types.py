@@ -50,11 +50,12 @@ def add_test_type_options(parser: argparse.ArgumentParser, positive_int, positiv
                        + "; ".join(f"{t.name}: {t.purpose}" for t in TEST_TYPES.values()))
     group.add_argument("-n", "--num-calls", type=positive_int, default=3, help="concurrent calls (default 3)")
     group.add_argument("-d", "--duration", type=positive_float, default=5.0, help="seconds each call lasts (default 5)")
-    group.add_argument("-c", "--chunk-size", type=positive_float, help="KB of audio per chunk sent (default: the "
-                       "profile's real-time framing, e.g. 0.625 KB per 20 ms for 16 kHz PCM; the seed's 2 KB every "
-                       "200 ms is real time for 8 kHz mu-law)")
-    group.add_argument("--interval", type=positive_float, help="milliseconds between chunks (default: the profile's "
-                       "frame, 20 ms)")
+    group.add_argument("-c", "--chunk-size", type=positive_float, help="KB of wire audio per chunk sent (default: real "
+                       "time for --interval, else the profile's own 20 ms frames; 1 KB = 1024 bytes. Real time is 32 "
+                       "bytes/ms for 16 kHz PCM16 and 8 bytes/ms for 8 kHz mu-law, so the seed's 2 KB every 200 ms runs "
+                       "1.28x real time on twilio-media and 0.32x on the PCM profiles; the report says which)")
+    group.add_argument("--interval", type=positive_float, help="milliseconds between chunks (default: real time for "
+                       "--chunk-size, else the profile's 20 ms frames)")
     group.add_argument("--error-rate", type=float, default=0.2, help="resilience: chance of an injected fault per "
                        "turn, 0-1 (default 0.2)")
     group.add_argument("--max-batch", type=positive_int, default=10, help="load: largest batch of calls (default 10)")
@@ -108,6 +109,16 @@ def shape_options(args: argparse.Namespace) -> dict[str, object]:
     return {"shape": "sustained", "sustained_users": args.num_calls, "sustained_duration": call_s + SETTLE_S}
 
 
+def stream_fields(counters: dict) -> dict:
+    """Audio actually streamed: chunks, bytes, and how its pace compares with real time."""
+    audio_ms, wall_ms = counters.get("audio_ms_sent", 0), counters.get("audio_stream_ms", 0)
+    ratio = round(audio_ms / wall_ms, 3) if wall_ms else None
+    pace = None if ratio is None else ("real time" if abs(ratio - 1.0) <= 0.05 else
+                                       "faster than real time" if ratio > 1.0 else "slower than real time")
+    return {"audio_chunks_sent": counters.get("audio_chunks_sent", 0), "audio_bytes_sent": counters.get("audio_bytes_sent", 0),
+            "real_time_ratio": ratio, "pace": pace}
+
+
 def max_acceptable_batch(phases: list[dict]) -> int:
     """load: the largest batch (users of a step) whose success rate held the floor; 0 if none did."""
     held = [p["users"] for p in phases if p.get("success_rate") is not None and p["success_rate"] >= SUCCESS_FLOOR]
@@ -131,9 +142,8 @@ def result_fields(name: str, report: dict, args: argparse.Namespace) -> dict:
         fields["calls_completed_despite_errors"] = counters.get("calls_completed_with_faults", 0)
         fields["calls_completed"] = summary.get("calls_completed", 0)
     elif name in ("throughput", "high_concurrency"):
-        stream = report.get("stream", {})
         fields.update({"calls_started": summary.get("calls_started", 0), "calls_completed": summary.get("calls_completed", 0),
-                       **stream})
+                       **stream_fields(counters)})
     elif name == "resource_monitoring":
         resources = report.get("resources", {})
         fields.update({"bottlenecks": resources.get("bottlenecks", []), "target_peaks": resources.get("target", {}),

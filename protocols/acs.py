@@ -22,6 +22,9 @@ class AcsCodec:
     sample_rate = 16000
     frame_ms = 20
     binary_frames = False
+    wire_bytes_per_ms = 32
+    sample_width = 2
+    stamp_ms = 20
 
     def __init__(self, call_id: str, participant: str = "8:acs:voiceload-caller") -> None:
         self.call_id = call_id
@@ -44,11 +47,17 @@ class AcsCodec:
         return [base64.b64encode(f) for f in split_frames(pcm16_16k, frame_bytes(self.sample_rate, self.frame_ms))]
 
     def frame(self, payload: bytes, index: int) -> bytes:
-        stamp_ms = self._start_ms + index * self.frame_ms  # the frame's place on the audio timeline
+        stamp_ms = self._start_ms + index * self.stamp_ms  # the frame's place on the audio timeline
         second, millis = divmod(stamp_ms, 1000)
         if second != self._second:  # format the date once a second, not once a frame
             self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
         return b"".join((self._prefix, self._second_text, b".%03dZ" % millis, self._middle, payload, self._suffix))
+
+    def payload_audio(self, payload: bytes) -> bytes:
+        return base64.b64decode(payload)
+
+    def encode_chunk(self, audio: bytes) -> bytes:
+        return base64.b64encode(audio)
 
     def dtmf(self, digit: str) -> bytes:
         return json.dumps({"kind": "DtmfData", "dtmfData": {"data": digit}}).encode()

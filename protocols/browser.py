@@ -21,6 +21,9 @@ class BrowserCodec:
     sample_rate = 16000
     frame_ms = 32
     binary_frames = True
+    wire_bytes_per_ms = 32
+    sample_width = 2
+    stamp_ms = 32
 
     def opening_messages(self) -> list[bytes]:
         return []
@@ -33,6 +36,12 @@ class BrowserCodec:
 
     def frame(self, payload: bytes, index: int) -> bytes:
         return payload
+
+    def payload_audio(self, payload: bytes) -> bytes:
+        return payload
+
+    def encode_chunk(self, audio: bytes) -> bytes:
+        return audio
 
     def dtmf(self, digit: str) -> bytes | None:
         return None  # a browser has no keypad tones

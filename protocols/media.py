@@ -40,6 +40,9 @@ class MediaCodec(Protocol):
     sample_rate: int  # of the audio on the wire
     frame_ms: int
     binary_frames: bool  # outbound audio as binary WebSocket frames (browser) or text (JSON protocols)
+    wire_bytes_per_ms: int  # raw audio bytes per ms on the wire (before any base64): 32 for PCM16 16 kHz, 8 for mu-law
+    sample_width: int  # raw audio bytes per sample on the wire
+    stamp_ms: int  # audio timeline step per message index, for the frames' timestamps (frame_ms unless chunked)
 
     def opening_messages(self) -> list[bytes]: ...
 
@@ -51,6 +54,14 @@ class MediaCodec(Protocol):
 
     def frame(self, payload: bytes, index: int) -> bytes:
         """The wire message for frame `index` carrying a pre-encoded payload."""
+        ...
+
+    def payload_audio(self, payload: bytes) -> bytes:
+        """One of our own pre-encoded payloads -> the raw wire audio it carries."""
+        ...
+
+    def encode_chunk(self, audio: bytes) -> bytes:
+        """Raw wire audio -> a payload for `frame` (done once per chunk, then cached)."""
         ...
 
     def dtmf(self, digit: str) -> bytes | None: ...

@@ -18,6 +18,9 @@ class TwilioCodec:
     sample_rate = 8000
     frame_ms = 20
     binary_frames = False
+    wire_bytes_per_ms = 8
+    sample_width = 1
+    stamp_ms = 20
 
     def __init__(self, call_sid: str, stream_sid: str, custom_parameters: dict | None = None) -> None:
         self.call_sid = call_sid
@@ -44,8 +47,14 @@ class TwilioCodec:
     def frame(self, payload: bytes, index: int) -> bytes:
         seq = str(index + 2).encode()
         return b"".join((b'{"event":"media","sequenceNumber":"', seq, b'","media":{"track":"inbound","chunk":"',
-                         str(index + 1).encode(), b'","timestamp":"', str(index * self.frame_ms).encode(),
+                         str(index + 1).encode(), b'","timestamp":"', str(index * self.stamp_ms).encode(),
                          b'","payload":"', payload, self._suffix))
+
+    def payload_audio(self, payload: bytes) -> bytes:
+        return base64.b64decode(payload)
+
+    def encode_chunk(self, audio: bytes) -> bytes:
+        return base64.b64encode(audio)
 
     def dtmf(self, digit: str) -> bytes:
         return json.dumps({"event": "dtmf", "streamSid": self.stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}}).encode()

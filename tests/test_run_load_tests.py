@@ -80,7 +80,7 @@ def test_a_slow_target_fails_its_slo_with_exit_1(start_stack, tmp_path):
 def test_twilio_profile_with_parallel_groups_of_two_processes_each(start_stack, tmp_path):
     stack = start_stack()
     result = run_cli(["--host", stack.base_url, "--profile", "twilio-media", "-u", "3", "-t", "10s", "--processes", "2",
-                      "--parallel", "--backend-users", "0", "--turns-per-call", "1", "--results-dir", str(tmp_path)])
+                      "--parallel", "--backend-users", "0", "--integration-users", "0", "--turns-per-call", "1", "--results-dir", str(tmp_path)])
     assert result.returncode in (0, 4), result.stdout + result.stderr
     report = latest_report(tmp_path)
     assert report["run"]["profile"] == "twilio-media" and report["run"]["workers"] == 2
@@ -144,7 +144,7 @@ def test_one_group_alone(tmp_path):
 
 def test_sigterm_mid_run_still_writes_the_partial_report(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
-    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "-t", "12s", "--backend-users", "0",
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "-t", "12s", "--backend-users", "0", "--integration-users", "0",
                                 "--turns-per-call", "1", "--results-dir", str(tmp_path), "--output", str(tmp_path / "out.json")],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
@@ -203,7 +203,7 @@ def test_remote_workers_join_each_group_and_leave_when_the_run_is_over(start_sta
                                  "--master-port", str(port), "--wait", "10"], cwd=REPO_ROOT, env=env,
                                 stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
     try:
-        result = run_cli(["--host", stack.base_url, "--backend-users", "0", "-u", "4", "-t", "6s", "--turns-per-call", "1",
+        result = run_cli(["--host", stack.base_url, "--backend-users", "0", "--integration-users", "0", "-u", "4", "-t", "6s", "--turns-per-call", "1",
                           "--expect-workers", "2", "--master-bind-port", str(port), "--results-dir", str(tmp_path)], timeout=200)
         for worker in workers:
             worker.wait(timeout=60)  # they end by themselves once no master comes

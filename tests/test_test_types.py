@@ -16,6 +16,9 @@ from orchestrator.local_stack import REPO_ROOT
 RUN_TIMEOUT_S = 240
 TYPES = {
     "http_basic": ["--profile", "twilio-media"],  # the framework's own agent: health and /docs
+    # the seed's 2 KB every 200 ms: 256 ms of 8 kHz mu-law per chunk, so 1.28x real time
+    "throughput": ["--profile", "twilio-media", "-n", "2", "-d", "5", "-c", "2", "--interval", "200"],
+    "resilience": ["-n", "2", "-d", "8", "--error-rate", "1.0"],
     "load": ["--max-batch", "4", "--increment", "2", "-d", "3"],
     "high_concurrency": ["-n", "4", "-d", "3"],
     "wave_pattern": ["--peak-calls", "4", "--num-waves", "2", "--wave-duration", "8"],
@@ -80,6 +83,19 @@ def test_load_finds_the_largest_batch_that_held(runs):
     assert [b["calls"] for b in test["batches"]] == [2, 4]
     held = [b["calls"] for b in test["batches"] if b["success_rate"] is not None and b["success_rate"] >= 80]
     assert test["max_acceptable_batch"] == max(held, default=0) == 4
+
+
+def test_throughput_says_how_fast_the_audio_went_against_real_time(runs):
+    test = runs["throughput"].report["test"]
+    assert test["audio_chunks_sent"] > 0 and test["audio_bytes_sent"] == test["audio_chunks_sent"] * 2048
+    assert abs(test["real_time_ratio"] - 1.28) < 0.05 and test["pace"] == "faster than real time"
+    assert test["calls_started"] >= 2
+
+
+def test_resilience_counts_injected_faults_and_the_calls_that_survived_them(runs):
+    test = runs["resilience"].report["test"]
+    assert test["simulated_errors"] > 0 and test["simulated_errors"] == sum(test["simulated_by_kind"].values())
+    assert test["calls_completed_despite_errors"] > 0
 
 
 def test_high_concurrency_starts_every_call(runs):

@@ -3,11 +3,15 @@
 - TelephonyCaller: start call over REST, then ACS JSON or Twilio mu-law media (from the profile).
 - BrowserCaller: the browser conversation socket (binary PCM in, JSON envelopes out, transcripts).
 - RelayListener: holds the relay socket open and counts the events the server pushes.
+
+The phone and browser callers honour the caller options of the test types (CallOptions, from the
+locustfile's --call-duration, --chunk-bytes, --chunk-interval-ms and --fault-rate; all off by default).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import random
 import time
@@ -26,11 +30,15 @@ from protocols.connection import open_websocket
 from users.call_setup import CallSetupError, MediaTarget, start_call
 from users.cross_check import client_minus_server
 from users.runtime import get_settings
+from voice.call_options import CallOptions
 from voice.call_session import CallPlan, CallResult, CallSession, TurnScript
+from voice.faults import FaultInjector, fault_rng
 from voice.fixtures import caller_clips
 
 BARGE_IN_AFTER_MS = 800.0  # an interruption starts this long into the agent's audible reply
 DTMF_DIGITS = "0123456789*#"
+MAX_LEGS = 1000  # bound of the new calls one call may place after injected disconnects and reconnects
+_FAULT_STREAMS = itertools.count()  # numbers the callers of this process, for their seeded fault generators
 
 
 class LocustCallObserver:
@@ -87,47 +95,87 @@ class VoiceCallerBase(FastHttpUser):
 
     def one_call(self, settings: Settings) -> None:
         """What one task run does: a call with a random conversation (subclasses may run other calls)."""
+        options = CallOptions.from_options(getattr(self.environment, "parsed_options", None))
         plan = CallPlan(conversation(settings), turn_timeout_s=settings.turn_timeout_s,
-                        think_time_ms=settings.think_time_ms, ping_interval_s=settings.ping_interval_s)
+                        think_time_ms=settings.think_time_ms, ping_interval_s=settings.ping_interval_s,
+                        call_duration_s=options.call_duration_s, chunk_bytes=options.chunk_bytes,
+                        chunk_interval_ms=options.chunk_interval_ms,
+                        faults=FaultInjector(options.fault_rate, self.fault_rng) if options.fault_rate > 0 else None)
         self.run_call(settings, plan, LocustCallObserver())
+
+    @property
+    def fault_rng(self) -> random.Random:
+        """This caller's seeded generator of injected faults (voice.faults)."""
+        if getattr(self, "_fault_rng", None) is None:
+            self._fault_rng = fault_rng(next(_FAULT_STREAMS))
+        return self._fault_rng
 
     def run_call(self, settings: Settings, plan: CallPlan, observer: LocustCallObserver) -> CallResult:
         """Start a call, run `plan` over its media socket, count the outcome, log and cross-check it.
-        A call that never started comes back with no turns and the reason in `failure`."""
-        setup_started = time.perf_counter()
+        A call that never started comes back with no turns and the reason in `failure`. After an injected
+        disconnect or reconnect the call goes on as a new call (counted `calls_reconnected`) with the turns
+        left; the outcome counts once for the whole, plus `calls_completed_with_faults` if faults were injected."""
         RECORDER.count("calls_attempted")
+        opened = self.open_media(settings, first=True)
+        if isinstance(opened, str):
+            RECORDER.count("calls_failed")
+            return CallResult(failure=opened)
+        result: CallResult | None = None
+        hangup_at = opened[2] + plan.call_duration_s if plan.call_duration_s > 0 else None
+        legs: list[tuple[str, str, float, float, CallResult]] = []  # call id, protocol, opened, ended, result
+        outcome = "calls_interrupted"
+        try:
+            for _ in range(MAX_LEGS):
+                media, ws, opened_at = opened
+                first_turn = 0 if result is None else result.continue_from
+                leg = CallSession(ws, media.codec, plan, observer, first_turn=first_turn, hangup_at=hangup_at).run()
+                legs.append((media.call_id, media.codec.name, opened_at, time.perf_counter(), leg))
+                if leg.dropped:
+                    RECORDER.count("ws_dropped")
+                if result is legs[0][4] and len(legs) > 1:  # the whole call is more than its first leg
+                    result = CallResult().absorb(result)
+                result = leg if result is None else result.absorb(leg)
+                if result.continue_from is None or result.failure is not None:
+                    break
+                opened = self.open_media(settings, first=False)
+                if isinstance(opened, str):  # the new call after a fault never started: a real failure
+                    result.failure = opened
+                    break
+            result.continue_from = None
+            outcome = "calls_completed" if result.completed else "calls_failed"
+            if outcome == "calls_completed" and result.faults:
+                RECORDER.count("calls_completed_with_faults")
+        finally:
+            RECORDER.count(outcome)
+            observer.flush()
+        for call_id, protocol, opened_at, ended_at, leg in legs:
+            if settings.call_log:
+                append_call_log(settings.call_log, call_id, protocol, leg, ended_at - opened_at)
+            self.cross_check(settings, call_id, opened_at, leg)
+        return result
+
+    def open_media(self, settings: Settings, first: bool) -> tuple[MediaTarget, websocket.WebSocket, float] | str:
+        """Start a call and open its media socket -> (target, socket, when it opened), or why it did not.
+        `first`: the call's first socket (counted calls_started), else a new call after an injected fault."""
+        setup_started = time.perf_counter()
         try:
             media = self.connect_media(settings)
         except CallSetupError as exc:
             RECORDER.error("call_setup", str(exc))
-            RECORDER.count("calls_failed")
-            return CallResult(failure=f"call setup failed: {exc}"[:200])
+            return f"call setup failed: {exc}"[:200]
         connect_started = time.perf_counter()
         try:
             ws, handshake_ms = open_websocket(media.url, media.headers, insecure=settings.insecure)
         except Exception as exc:  # noqa: BLE001 - any connect failure is a counted, reported failure
             reason = f"{exc.__class__.__name__}: {exc}"[:200]
             emit("websocket", "ws_handshake", (time.perf_counter() - connect_started) * 1000.0, reason)
-            RECORDER.count("calls_failed")
-            return CallResult(failure=f"media socket not opened: {reason}")
+            return f"media socket not opened: {reason}"
         opened_at = time.perf_counter()
         emit("websocket", "ws_handshake", handshake_ms)
         emit("voice", "call_setup", (opened_at - setup_started) * 1000.0)
-        RECORDER.count("calls_started")
+        RECORDER.count("calls_started" if first else "calls_reconnected")
         RECORDER.count("ws_opened")
-        outcome = "calls_interrupted"
-        try:
-            result = CallSession(ws, media.codec, plan, observer).run()
-            outcome = "calls_completed" if result.completed else "calls_failed"
-            if result.dropped:
-                RECORDER.count("ws_dropped")
-        finally:
-            RECORDER.count(outcome)
-            observer.flush()
-        if settings.call_log:
-            append_call_log(settings.call_log, media.call_id, media.codec.name, result)
-        self.cross_check(settings, media.call_id, opened_at, result)
-        return result
+        return media, ws, opened_at
 
     def cross_check(self, settings: Settings, call_id: str, opened_at: float, result: CallResult) -> None:
         """Compare our timings with the server's own per-turn record, where the profile serves one."""
@@ -177,8 +225,9 @@ def browser_media(settings: Settings) -> MediaTarget:
     return MediaTarget(call_id, url, {}, BrowserCodec())
 
 
-def call_record(call_id: str, protocol: str, result: CallResult) -> dict:
-    """One call's per-turn timings (ms), as measured: the call log's line."""
+def call_record(call_id: str, protocol: str, result: CallResult, duration_s: float | None = None) -> dict:
+    """One call's per-turn timings (ms), as measured: the call log's line (`duration_s`: socket open to
+    hang-up; `continues`: an injected disconnect/reconnect, the call goes on as the next line's call)."""
     def since(at: float | None, anchor: float) -> float | None:
         return None if at is None else round((at - anchor) * 1000.0, 3)
 
@@ -186,15 +235,18 @@ def call_record(call_id: str, protocol: str, result: CallResult) -> dict:
               "voice_loop": since(t.first_audible_at, t.speech_end_at),
               "barge_in_ms": since(t.stopped_at, t.speech_start_at) if t.barge_in else None,
               "stt_first_partial": since(t.first_partial_at, t.speech_start_at),
-              "stt_final": since(t.final_at, t.speech_end_at)} for t in result.turns]
-    return {"call_id": call_id, "protocol": protocol, "completed": result.completed, "failure": result.failure, "turns": turns}
+              "stt_final": since(t.final_at, t.speech_end_at), "outcome": t.outcome, "fault": t.fault}
+             for t in result.turns]
+    return {"call_id": call_id, "protocol": protocol, "completed": result.completed, "failure": result.failure,
+            "duration_s": None if duration_s is None else round(duration_s, 3), "faults": list(result.faults),
+            "continues": result.continue_from is not None, "turns": turns}
 
 
-def append_call_log(path, call_id: str, protocol: str, result: CallResult) -> None:
+def append_call_log(path, call_id: str, protocol: str, result: CallResult, duration_s: float | None = None) -> None:
     """One JSON line per call; a single small write, so lines from several processes do not interleave."""
     try:
         with open(path, "a", encoding="utf-8") as log:
-            log.write(json.dumps(call_record(call_id, protocol, result)) + "\n")
+            log.write(json.dumps(call_record(call_id, protocol, result, duration_s)) + "\n")
     except OSError as exc:
         RECORDER.error("call_log", f"cannot append to {path}: {exc.strerror}")
 
