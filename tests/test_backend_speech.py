@@ -56,8 +56,11 @@ def test_sdk_recognizes_and_synthesizes_through_target(target):
     config.set_speech_synthesis_output_format(speechsdk.SpeechSynthesisOutputFormat.Riff16Khz16BitMonoPcm)
     synthesizer = speechsdk.SpeechSynthesizer(config, audio_config=None)
     chunks: list[int] = []
+    completed = threading.Event()  # events arrive on the SDK's thread: synthesizing ones, then completed
     synthesizer.synthesizing.connect(lambda e: chunks.append(len(e.result.audio_data)))
+    synthesizer.synthesis_completed.connect(lambda e: completed.set())
     result = synthesizer.speak_text_async("I understand. Let me help you with that right away.").get()
+    assert completed.wait(10), "no synthesis_completed event"
     assert result.reason == speechsdk.ResultReason.SynthesizingAudioCompleted, result.cancellation_details
     assert len(result.audio_data) > 16000 and chunks and sum(chunks) > 0
     del synthesizer

@@ -43,13 +43,3 @@ def test_a_too_small_pool_is_found_by_a_real_run(tmp_path):
     assert pool["db_pool_size"] == 1 and pool["acquires"] >= 4 and pool["waits"] >= 1, pool
     assert any(b.startswith("session store connection pool exhausted") for b in report["resources"]["bottlenecks"])
     assert "bottleneck: session store connection pool exhausted" in result.stdout
-
-
-def test_env_option_sizes_the_targets_pool(tmp_path):
-    result = run_cli(["--env", "test", "--group", "websocket", "--websocket-users", "2", "-t", "6s", "--turns-per-call", "1",
-                      "--results-dir", str(tmp_path)])
-    assert result.returncode in (0, 4), result.stdout + result.stderr
-    report = latest_report(tmp_path)
-    assert report["run"]["env"] == "test"
-    pool = report["resources"]["db_pool"]
-    assert (pool["db_pool_size"], pool["db_max_overflow"]) == (40, 20) and pool["acquires"] >= 1 and pool["waits"] == 0

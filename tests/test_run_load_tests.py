@@ -24,7 +24,7 @@ QUICK_SECRETS = {k: v for k, v in SECRETS.items() if k != "SPEECH_KEY"}
 
 
 def test_quick_run_on_local_stack_writes_full_report(tmp_path):
-    result = run_cli(["-t", "10s", "--turns-per-call", "1", "--results-dir", str(tmp_path)], env=QUICK_SECRETS)
+    result = run_cli(["-t", "8s", "--turns-per-call", "1", "--results-dir", str(tmp_path)], env=QUICK_SECRETS)
     assert result.returncode == 0, result.stdout + result.stderr
     report = latest_report(tmp_path)
     assert report["schema"] == "voiceload.report/1"
@@ -110,6 +110,9 @@ def test_unreachable_host_exits_3_within_10_seconds(tmp_path):
     (["-u", "500"], {"MAX_USERS": "100"}, "MAX_USERS"),
     ([], {"TEST_DURATION": "-3"}, "test_duration"),
     (["--group", "calls"], {}, "invalid choice"),
+    (["--env", "staging"], {}, "invalid choice"),
+    (["--test-type", "load", "--increment", "5", "--max-batch", "2"], {}, "must not exceed --max-batch"),
+    (["--test-type", "resilience", "--error-rate", "1.5"], {}, "--error-rate must be within 0..1"),
     (["--group", "backend", "--backend-users", "0"], {}, "has no users"),
 ])
 def test_bad_input_exits_2_before_anything_starts(tmp_path, args, env, message):
@@ -131,15 +134,6 @@ def test_print_config_redacts_secrets():
     assert result.returncode == 0
     assert "***" in result.stdout and "hunter2" not in result.stdout
     assert not any(secret in result.stdout for secret in SECRETS.values())
-
-
-def test_one_group_alone(tmp_path):
-    result = run_cli(["--group", "api", "-t", "5s", "--results-dir", str(tmp_path)])
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = latest_report(tmp_path)
-    assert [g["name"] for g in report["run"]["groups"]] == ["api"]
-    assert report["metrics"]["api_response_time"]["count"] > 0
-    assert "voice_loop" not in report["metrics"] and "llm_ttft" not in report["metrics"]
 
 
 def test_sigterm_mid_run_still_writes_the_partial_report(tmp_path):
@@ -200,7 +194,7 @@ def test_remote_workers_join_each_group_and_leave_when_the_run_is_over(start_sta
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     workers = [subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "worker", "--master-host", "127.0.0.1",
-                                 "--master-port", str(port), "--wait", "10"], cwd=REPO_ROOT, env=env,
+                                 "--master-port", str(port), "--wait", "5"], cwd=REPO_ROOT, env=env,
                                 stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
     try:
         result = run_cli(["--host", stack.base_url, "--backend-users", "0", "--integration-users", "0", "-u", "4", "-t", "6s", "--turns-per-call", "1",
