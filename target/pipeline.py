@@ -7,7 +7,8 @@ Exact semantics (the load generator's tests depend on them):
   fixture utterance gives the transcript (the browser's final transcript envelope carries it) and its
   words pick the reply (a topical clip, e.g. emergency -> "emergency services"); typed text picks the
   reply the same way. Unknown audio: transcript "caller speech N s" and the round-robin default reply.
-- After end of turn: stt_final delay -> final transcript -> wait for an LLM slot (llm_queue_ms) ->
+- After end of turn: stt_final delay (the session context is read through the bounded pool meanwhile) ->
+  final transcript -> wait for an LLM slot (llm_queue_ms) ->
   llm_ttft -> first token (browser: assistant text streams word by word) -> tts_first_byte (+ stall_ms)
   -> the agent clip, agent_frame_ms frames on absolute deadlines from the first frame.
 - Barge-in: caller speech totalling barge_in_min_ms of consecutive frames while agent audio is being
@@ -324,6 +325,8 @@ class Call:
         ctx, s = self.ctx, self.ctx.settings
         clip = choose_reply(ctx.clips, turn.turn, reply_topic(transcript))
         turn.agent_clip, turn.agent_speech_start_ms = clip.id, clip.speech_start_ms
+        # the session context is read through the bounded pool while STT finishes, as an agent overlaps them
+        context = asyncio.create_task(ctx.sessions.read_context(self.truth.call_id))
         stt = ctx.latency.draw("stt_final") if with_stt else 0.0
         turn.modelled["stt_final"] = stt
         await sleep_until(eot_t + stt / 1000.0)
@@ -332,7 +335,7 @@ class Call:
         await self.sender.final(transcript)
         self.emit("transcript_final", {"turn": turn.turn, "content": transcript})
 
-        await ctx.sessions.read_context(self.truth.call_id)  # the call's context, through the bounded pool
+        await context  # the call's context must be in hand before the LLM: a starved pool delays it here
         ttft = ctx.latency.draw("llm_ttft")
         turn.modelled["llm_ttft"] = ttft
         queued_at = perf()
