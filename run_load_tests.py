@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import os
 import re
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ import psutil
 from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
 from orchestrator.local_stack import LocalStack, StackError
 from orchestrator.groups import DEFAULT_STOP_TIMEOUT_S, GROUP_NAMES, STOP_TIMEOUT_S, GroupPlan, plan_groups, wall_time_s
-from orchestrator.locust_run import LocustJob, locust_command, run_locusts
+from orchestrator.locust_run import LocustJob, locust_command, locust_env, run_locusts
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
 from orchestrator.ports import free_port
 from orchestrator.resource_monitor import ResourceMonitor
@@ -335,21 +334,6 @@ def fetch_target_counters(host: str, settings: Settings) -> dict[str, int] | Non
         return dict(response.json().get("counters", {}))
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
-
-
-def locust_env(argv: list[str], settings: Settings, stack: LocalStack | None) -> dict[str, str]:
-    """The environment of the Locust processes: the command for the report, and the local stack's services."""
-    env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *argv]), PYTHONUNBUFFERED="1")
-    if settings.insecure:
-        env["VOICELOAD_INSECURE"] = "1"
-    if stack is not None:  # backend users load the local stack's services unless told otherwise
-        if not settings.redis_url:
-            env["REDIS_URL"] = stack.redis_url
-        if not settings.speech_host and not settings.speech_key:
-            env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
-        if stack.cosmos is not None and not settings.cosmos_endpoint:
-            env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
-    return env
 
 
 def run_groups(plans: list[GroupPlan], run_dir: Path, host: str, args: argparse.Namespace, settings: Settings,

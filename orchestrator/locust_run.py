@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -10,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.local_stack import REPO_ROOT
+from config import Settings
+from orchestrator.local_stack import REPO_ROOT, LocalStack
 
 CSV_PREFIX = "locust"
 # Locust's CSV names -> the names DESIGN.md's report contract uses.
@@ -117,3 +120,18 @@ def rename_csvs(run_dir: Path) -> None:
         source = run_dir / f"{CSV_PREFIX}_{suffix}.csv"
         if source.exists():
             source.replace(run_dir / name)
+
+
+def locust_env(argv: list[str], settings: Settings, stack: LocalStack | None) -> dict[str, str]:
+    """The environment of the Locust processes: the command for the report, and the local stack's services."""
+    env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *argv]), PYTHONUNBUFFERED="1")
+    if settings.insecure:
+        env["VOICELOAD_INSECURE"] = "1"
+    if stack is not None:  # backend users load the local stack's services unless told otherwise
+        if not settings.redis_url:
+            env["REDIS_URL"] = stack.redis_url
+        if not settings.speech_host and not settings.speech_key:
+            env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
+        if stack.cosmos is not None and not settings.cosmos_endpoint:
+            env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
+    return env

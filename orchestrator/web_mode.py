@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import httpx
 
 from config import Settings, redact_url
 from orchestrator.local_stack import REPO_ROOT, LocalStack, StackError
+from orchestrator.locust_run import locust_env
 from orchestrator.preflight import check_reachable
 from webui.credentials import credentials_problem
 
@@ -55,22 +55,6 @@ def _port_problem(web_host: str, port: int) -> str | None:
         except OSError as exc:
             return f"cannot serve the web UI on {web_host}:{port}: {exc.strerror or exc} (choose another --web-port)"
     return None
-
-
-def web_env(settings: Settings, stack: LocalStack | None) -> dict[str, str]:
-    """Locust's environment: the command for the report, and the local stack's services (as a headless
-    run passes them: run_load_tests.locust_env)."""
-    env = dict(os.environ, VOICELOAD_COMMAND=shlex.join(["run_load_tests.py", *sys.argv[1:]]), PYTHONUNBUFFERED="1")
-    if settings.insecure:
-        env["VOICELOAD_INSECURE"] = "1"
-    if stack is not None:
-        if not settings.redis_url:
-            env["REDIS_URL"] = stack.redis_url
-        if not settings.speech_host and not settings.speech_key:
-            env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
-        if stack.cosmos is not None and not settings.cosmos_endpoint:
-            env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
-    return env
 
 
 def web_command(args: argparse.Namespace, settings: Settings, host: str, web_host: str, port: int,
@@ -191,7 +175,7 @@ def run_web(args: argparse.Namespace, settings: Settings) -> int:
         log_path = run_dir / "locust.log"
         log_file = None if verbose else open(log_path, "wb")
         process = subprocess.Popen(web_command(args, settings, host, web_host, port, run_id, results_dir), cwd=REPO_ROOT,
-                                   env=web_env(settings, stack), stdin=subprocess.DEVNULL, stdout=log_file,
+                                   env=locust_env(sys.argv[1:], settings, stack), stdin=subprocess.DEVNULL, stdout=log_file,
                                    stderr=None if verbose else subprocess.STDOUT, start_new_session=True)
         if not _wait_for_ui(local_url, process):
             tail = "" if verbose else log_path.read_text(errors="replace")[-1500:].strip()
