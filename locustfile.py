@@ -17,9 +17,9 @@ from pathlib import Path
 
 import gevent
 from locust import events
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WorkerRunner
 
-from config import BUILTIN_PROFILES, ConfigError, load_settings, redact_url
+from config import BUILTIN_PROFILES, ConfigError, load_settings
 from metrics import locust_plugin
 from metrics.recorder import RECORDER
 from reporting.report import build_report
@@ -162,29 +162,11 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
         return
     settings = get_settings()
     options = environment.parsed_options
-    started = clock.started_at or dt.datetime.now(dt.timezone.utc)
-    ended = clock.ended_at or dt.datetime.now(dt.timezone.utc)
-    duration = max(0.0, (ended - started).total_seconds())
+    run = locust_plugin.run_section(environment, clock, settings, clock.ended_at or dt.datetime.now(dt.timezone.utc))
     run_time = clock.planned_run_time
-    run_id = (getattr(options, "run_id", "") or started.strftime("%Y%m%d-%H%M%S") + "-locust")
-    run = {
-        "id": run_id,
-        "started_at": started.isoformat(timespec="seconds"),
-        "ended_at": ended.isoformat(timespec="seconds"),
-        "duration_s": round(duration, 1),
-        "suite": (getattr(options, "suite", "") or None) if options else None,
-        "test_type": None,
-        "host": redact_url(environment.host or ""),
-        "profile": settings.profile,
-        "workers": max(clock.workers, runner.worker_count) if isinstance(runner, MasterRunner) else 0,
-        "users": max((p["users"] for p in clock.timeline), default=runner.user_count),
-        "shape": type(environment.shape_class).__name__ if environment.shape_class else None,
-        "command": os.environ.get("VOICELOAD_COMMAND") or " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
-        "interrupted": bool(run_time and duration < run_time - 2.0),
-        "locust_version": _locust_version(),
-        "workers_lost": clock.workers_lost,
-    }
-    exceptions = [{"kind": "exception", "message": e["msg"][:300], "count": e["count"]} for e in runner.exceptions.values()]
+    run["interrupted"] = bool(run_time and run["duration_s"] < run_time - 2.0)
+    run_id = run["id"]
+    exceptions = locust_plugin.locust_errors(runner)
     report = build_report(RECORDER, settings, run, clock.timeline, exceptions, phase_log=clock.phases)
     run_dir = Path(settings.results_dir) / run_id
     samples_file = getattr(options, "samples_file", None) if options else None
@@ -193,9 +175,3 @@ def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
         Path(samples_file).write_text(json.dumps({"run": run, "timeline": clock.timeline, "phases": clock.phases, "locust_errors": exceptions,
                                                   "samples": RECORDER.drain()}))
     log.info("voiceload: report written to %s", run_dir / "report.json")
-
-
-def _locust_version() -> str:
-    from locust import __version__
-
-    return __version__

@@ -24,7 +24,7 @@ import httpx
 import psutil
 
 from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
-from orchestrator.local_stack import LocalStack, StackError
+from orchestrator.local_stack import StackError, start_local_stack
 from orchestrator.groups import DEFAULT_STOP_TIMEOUT_S, GROUP_NAMES, STOP_TIMEOUT_S, GroupPlan, plan_groups, wall_time_s
 from orchestrator.locust_run import LocustJob, locust_command, locust_env, run_locusts
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
@@ -411,16 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     http_basic = None
     try:
         if host is None:
-            print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
-            stack = LocalStack(run_dir / "logs", with_cosmos=uses_cosmos)
             try:
-                stack.start()
+                stack = start_local_stack(run_dir / "logs", with_cosmos=uses_cosmos)
             except StackError as exc:
                 return fail_input(f"local stack could not start: {exc}")
             host = stack.base_url
-            print(f"voiceload: local target at {host}, Redis at {stack.redis_url}", flush=True)
-            for note in stack.skipped:
-                print(f"voiceload: skipped {note}", flush=True)
         if reason := check_reachable(host, settings.target_profile.health.path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE

@@ -172,3 +172,13 @@ class LocalStack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_local_stack(log_dir: Path, with_cosmos: bool) -> LocalStack:
+    """Start the built-in stack, saying what runs where and what was skipped; StackError if it cannot."""
+    print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
+    stack = LocalStack(log_dir, with_cosmos=with_cosmos).start()
+    print(f"voiceload: local target at {stack.base_url}, Redis at {stack.redis_url}", flush=True)
+    for note in stack.skipped:
+        print(f"voiceload: skipped {note}", flush=True)
+    return stack

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from config import Settings, redact_url
-from orchestrator.local_stack import REPO_ROOT, LocalStack, StackError
+from orchestrator.local_stack import REPO_ROOT, LocalStack, StackError, start_local_stack
 from orchestrator.locust_run import locust_env
 from orchestrator.preflight import check_reachable
 from webui.credentials import credentials_problem
@@ -157,17 +157,12 @@ def run_web(args: argparse.Namespace, settings: Settings) -> int:
     try:
         host = getattr(args, "host", None) or settings.api_base_url
         if host is None:
-            print("voiceload: starting the local stack (redis-server + reference voice agent) …", flush=True)
-            stack = LocalStack(run_dir / "logs", with_cosmos=True)
             try:
-                stack.start()
+                stack = start_local_stack(run_dir / "logs", with_cosmos=True)
             except StackError as exc:
                 print(f"error: local stack could not start: {exc}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             host = stack.base_url
-            print(f"voiceload: local target at {host}, Redis at {stack.redis_url}", flush=True)
-            for note in stack.skipped:
-                print(f"voiceload: skipped {note}", flush=True)
         if reason := check_reachable(host, settings.target_profile.health.path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
