@@ -205,7 +205,8 @@ def test_remote_workers_join_each_group_and_leave_when_the_run_is_over(start_sta
         for worker in workers:
             worker.kill()
     outputs = [log.read_text() for log in logs]
-    assert result.returncode in (0, 4), result.stdout + result.stderr
+    # the topology is under test, not the SLOs: a few dozen samples while workers start can miss them
+    assert result.returncode in (0, 1, 4), result.stdout + result.stderr
     report = latest_report(tmp_path)
     assert [g["name"] for g in report["run"]["groups"]] == ["api", "websocket"] and report["run"]["workers"] == 2
     assert report["metrics"]["api_response_time"]["count"] > 0 and report["metrics"]["voice_loop"]["count"] > 0
