@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import gevent
+import locust.runners
 from locust import events
 from locust.runners import WorkerRunner
 
@@ -39,6 +40,7 @@ __all__ = ["ApiUser", "BrowserCaller", "ConsultationUser", "CosmosUser", "LLMUse
 USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
                       "relay_users": RelayListener, "redis_users": RedisUser, "llm_users": LLMUser,
                       "speech_users": SpeechUser, "cosmos_users": CosmosUser, "integration_users": ConsultationUser}
+MASTER_HEARTBEAT_TIMEOUT_S = 20.0
 log = logging.getLogger("voiceload")
 
 
@@ -66,6 +68,10 @@ def _add_options(parser) -> None:
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")
     group.add_argument("--call-log", default=None, help="append one JSON line per finished call with its per-turn timings")
+    group.add_argument("--master-heartbeat-timeout", type=_positive(float), default=MASTER_HEARTBEAT_TIMEOUT_S, metavar="S",
+                       env_var="VOICELOAD_MASTER_HEARTBEAT_TIMEOUT", include_in_web_ui=False,
+                       help="a worker that hears nothing from its master for S seconds stops its users and exits, so a "
+                       f"killed master leaves no load behind (default {MASTER_HEARTBEAT_TIMEOUT_S:g}; Locust's own is 60)")
     add_shape_options(parser)
     group.add_argument("--barge-in-rate", type=float, default=None, include_in_web_ui=True,
                        help="share of later caller turns that interrupt the agent (default 0.25)")
@@ -100,6 +106,17 @@ def _non_negative(kind):
     return parse
 
 
+def _positive(kind):
+    """An argparse type: a number of `kind` above 0."""
+    def parse(text: str):
+        value = _non_negative(kind)(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _fraction(text: str) -> float:
     """An argparse type: a probability within 0..1."""
     try:
@@ -126,6 +143,10 @@ def _on_init(environment, **_kw) -> None:
         print(f"error: {exc}", file=sys.stderr)
         os._exit(2)  # before anything starts; Locust would otherwise print a traceback
     set_settings(settings)
+    if isinstance(environment.runner, WorkerRunner):
+        # Locust reads this module constant on each check; its default of 60 s leaves an orphaned worker
+        # loading the target for a minute after its master died
+        locust.runners.MASTER_HEARTBEAT_TIMEOUT = options.master_heartbeat_timeout
     if not environment.host and settings.api_base_url:
         environment.host = settings.api_base_url
     if any(getattr(options, name) for name in USER_COUNT_OPTIONS):

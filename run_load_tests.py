@@ -448,11 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(http_basic, settings, run)
     else:
         join_group_files(run_dir, [o.name for o in outcomes])
-        report = merge_groups(run_dir, outcomes, settings, run)
-        if report is None:
-            codes = ", ".join(f"{o.name} {o.exit_code}" for o in outcomes)
-            print(f"error: no group wrote its samples (Locust exit codes: {codes}); see {run_dir}/*/locust.log", file=sys.stderr)
-            return EXIT_FAIL
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        report = merge_groups(run_dir, outcomes, settings,
+                              {**run, "started_at": started.astimezone(dt.timezone.utc).isoformat(timespec="seconds"), "ended_at": now})
     report["resources"] = monitor.summary()
     if target_counters is not None:  # the local target's session pool (the framework's DB pool)
         pool = {key: os.environ.get(key, default) for key, default in zip(POOL_KEYS, ("10", "10", "30", "1800"))}

@@ -57,9 +57,10 @@ def _parse_time(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text) if text else None
 
 
-def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings, run: dict) -> dict | None:
-    """Build the run's report from its groups' samples (None when no group left any). `run` holds
-    the run-level fields (id, suite, host, command, ...); times and users come from the groups."""
+def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings, run: dict) -> dict:
+    """Build the run's report from its groups' samples. `run` holds the run-level fields (id, suite,
+    host, command, started_at, ended_at, ...); times and users come from the groups that left samples.
+    When none did (their Locust was killed), the report is empty, marked interrupted, and fails."""
     recorder = MetricsRecorder()
     group_runs, timelines, phase_logs, locust_errors, missing = [], [], [], [], []
     for outcome in outcomes:
@@ -74,18 +75,17 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
         timelines.append(data.get("timeline") or [])
         phase_logs.append(data.get("phases") or [])
         locust_errors += data.get("locust_errors") or []
-    if not group_runs:
-        return None
     starts = [_parse_time(r["started_at"]) for _, r in group_runs]
     ends = [_parse_time(r["ended_at"]) for _, r in group_runs]
-    started, ended = min(starts), max(ends)
+    started, ended = min(starts or [_parse_time(run["started_at"])]), max(ends or [_parse_time(run["ended_at"])])
     run = {**run,
            "started_at": started.isoformat(timespec="seconds"), "ended_at": ended.isoformat(timespec="seconds"),
            "duration_s": round((ended - started).total_seconds(), 1),
-           "workers": max(r.get("workers") or 0 for _, r in group_runs),
-           "users": sum(r.get("users") or 0 for _, r in group_runs) if run.get("parallel") else max(r.get("users") or 0 for _, r in group_runs),
+           "workers": max((r.get("workers") or 0 for _, r in group_runs), default=0),
+           "users": sum(r.get("users") or 0 for _, r in group_runs) if run.get("parallel")
+           else max((r.get("users") or 0 for _, r in group_runs), default=0),
            "interrupted": any(o.interrupted or r.get("interrupted") for o, r in group_runs) or bool(missing),
-           "locust_version": group_runs[0][1].get("locust_version"),
+           "locust_version": group_runs[0][1].get("locust_version") if group_runs else None,
            "workers_lost": [{**lost, "group": o.name} for o, r in group_runs for lost in r.get("workers_lost") or []],
            "groups": [{"name": o.name, "users": o.users, "run_time_s": o.run_time_s, "started_at": r["started_at"],
                        "duration_s": r["duration_s"], "exit_code": o.exit_code} for o, r in group_runs]

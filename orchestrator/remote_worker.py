@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=1, help="worker processes on this machine (default 1)")
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the next group's master before "
                         "ending (default 60)")
+    parser.add_argument("--master-heartbeat-timeout", type=float, default=20.0, metavar="S", help="stop this group's "
+                        "users and go on when the master is silent for S seconds, e.g. killed (default 20)")
     parser.add_argument("--max-rounds", type=int, default=20, help="most groups to serve before ending (default 20)")
     return parser
 
@@ -44,7 +46,8 @@ def master_listening(host: str, port: int, wait_s: float) -> bool:
 
 def worker_command(args: argparse.Namespace, port: int) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "locustfile.py"), "--worker",
-               "--master-host", args.master_host, "--master-port", str(port)]
+               "--master-host", args.master_host, "--master-port", str(port),
+               "--master-heartbeat-timeout", f"{args.master_heartbeat_timeout:g}"]
     if args.processes > 1:
         command += ["--processes", str(args.processes)]
     return command

@@ -133,7 +133,8 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
     for lost in run.get("workers_lost") or []:
         messages.append(f"worker {lost['id']} was lost {lost['lost_at_s']:.0f} s into the run (no heartbeat); its samples "
                         "since its last report (a few seconds) are missing and the run finished with the other workers")
-    if not total:
+    if not total:  # nothing was measured, so nothing held: a gate must not pass a run that never ran
+        outcome = "fail"
         messages.append("no requests were made: check the host, the profile and the user counts")
     errors = [{"kind": kind, "message": message, "count": count}
               for (kind, message), count in recorder.errors.most_common()]

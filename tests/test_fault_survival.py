@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import psutil
 
 from orchestrator.local_stack import REPO_ROOT
 from orchestrator.ports import free_port
@@ -79,3 +80,56 @@ def test_a_target_that_accepts_and_never_answers_exits_3_in_bounded_time(tmp_pat
         assert "unreachable at preflight" in result.stderr and "Timeout" in result.stderr
     finally:
         listener.close()
+
+
+def running(process: psutil.Process) -> bool:
+    """Still running: an orphan that exited stays a zombie until init reaps it, which counts as exited."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_until_exited(processes: list[psutil.Process], deadline: float) -> list[int]:
+    """The pids still running at `deadline` (monotonic). Orphans are not our children: no wait() to block on."""
+    while (alive := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return [p.pid for p in alive]
+
+
+def test_a_killed_master_leaves_no_worker_behind_and_the_run_still_reports(start_stack, tmp_path):
+    """The master dies (SIGKILL, as an OOM kill would): its workers hear no heartbeat, stop their users and
+    exit by themselves within the heartbeat timeout plus the stop timeout; the run still writes a report
+    that says the group left nothing, marked interrupted, and fails."""
+    stack = start_stack()
+    heartbeat_timeout_s = 4
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
+    env["VOICELOAD_MASTER_HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout_s)
+    run = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", stack.base_url, "--group",
+                            "websocket", "-u", "4", "-t", "60s", "--workers", "2", "--turns-per-call", "1",
+                            "--results-dir", str(tmp_path)],
+                           cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, workers, killed_at = [], [], None
+    try:
+        for line in run.stdout:
+            seen.append(line)
+            if line.lstrip().startswith("websocket [") and killed_at is None:  # 10 s in: calls are running
+                master = next(p for p in psutil.Process(run.pid).children() if "locust" in " ".join(p.cmdline()))
+                workers = master.children()
+                master.kill()
+                killed_at = time.monotonic()
+        run.wait(timeout=60)
+        alive = wait_until_exited(workers, killed_at + heartbeat_timeout_s + STOP_TIMEOUT_S + 5)
+    finally:
+        run.kill()
+        for worker in workers:
+            if running(worker):
+                worker.kill()
+    output = "".join(seen)
+    assert killed_at is not None and len(workers) == 2, output
+    assert not alive, f"workers still running after the heartbeat timeout: {alive}"
+    assert run.returncode == 1, output
+    report = latest_report(tmp_path)
+    assert report["run"]["interrupted"] is True and report["summary"]["verdict"] == "fail"
+    assert report["run"]["groups"][0]["exit_code"] == -9
+    assert any("group websocket left no samples (Locust exit code -9)" in m for m in report["summary"]["messages"])

@@ -87,5 +87,10 @@ def test_merged_report_is_exact_over_all_groups_and_notes_a_group_that_left_noth
     assert log.index("===== group websocket") < log.index("websocket log line") < log.index("===== group backend")
 
 
-def test_no_samples_at_all_gives_no_report(tmp_path):
-    assert merge_groups(tmp_path, [GroupOutcome("api", 1, False, 5, 1)], load_settings({}, env={}), {"id": "r"}) is None
+def test_no_samples_at_all_still_gives_a_partial_report_that_fails(tmp_path):
+    run = {"id": "r", "started_at": "2026-01-01T10:00:00+00:00", "ended_at": "2026-01-01T10:00:30+00:00"}
+    report = merge_groups(tmp_path, [GroupOutcome("api", -9, False, 5, 1)], load_settings({}, env={}), run)
+    assert report["run"]["interrupted"] and report["run"]["duration_s"] == 30.0
+    assert report["run"]["groups"] == [{"name": "api", "users": 1, "run_time_s": 5, "started_at": None, "duration_s": None, "exit_code": -9}]
+    assert report["summary"]["verdict"] == "fail" and report["summary"]["requests"] == 0
+    assert any("group api left no samples (Locust exit code -9)" in m for m in report["summary"]["messages"])
