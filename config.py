@@ -156,7 +156,7 @@ class Settings(BaseModel):
     cosmos_key: SecretStr | None = None
 
     test_duration: int = Field(60, gt=0, description="seconds")
-    max_users: int = Field(100, gt=0)
+    max_users: int = Field(500, gt=0, description="a guard against typos: most users one group may run (the comprehensive suite runs 105 callers)")
     users: int | None = Field(None, gt=0)
     spawn_rate: float | None = Field(None, gt=0)
     results_dir: Path = Path("results")

@@ -66,6 +66,28 @@ def test_quick_run_on_local_stack_writes_full_report(tmp_path):
         assert not any(secret in text for text in outputs), secret
 
 
+@pytest.mark.parametrize("suite", ["standard", "comprehensive"])
+def test_the_larger_suites_run_every_group_with_their_user_counts(suite, tmp_path):
+    """Each suite's mix, shortened with -t; all groups at once to keep the test short."""
+    from orchestrator.suites import SUITES
+
+    result = run_cli(["--test-suite", suite, "-t", "6s", "--parallel", "--turns-per-call", "1", "--results-dir", str(tmp_path)],
+                     timeout=240)
+    assert result.returncode in (0, 1, 4), result.stdout + result.stderr  # six seconds of a long suite: the shape is under test
+    report = latest_report(tmp_path)
+    plan = SUITES[suite]
+    users = {g["name"]: g["users"] for g in report["run"]["groups"]}
+    assert users == {"api": plan.api_users, "websocket": plan.voice_users + plan.browser_users + plan.relay_users,
+                     "backend": 4 * plan.backend_users, "integration": plan.integration_users}, users
+    assert report["run"]["suite"] == suite and report["run"]["parallel"] is True
+    assert all(g["exit_code"] in (0, 1) and g["run_time_s"] == 6 for g in report["run"]["groups"]), report["run"]["groups"]
+    for metric in ("api_response_time", "ws_handshake", "redis_hset", "cosmos_upsert"):
+        assert report["metrics"][metric]["count"] > 0, metric
+    run_dir = (tmp_path / "latest").resolve()
+    for name in ("report.json", "report.html", "junit.xml", "stats.csv", "stats_history.csv", "failures.csv", "exceptions.csv"):
+        assert (run_dir / name).is_file(), name
+
+
 def test_a_slow_target_fails_its_slo_with_exit_1(start_stack, tmp_path):
     stack = start_stack("--latency-mode", "fixed", "--llm-ttft-ms", "1500", "--llm-ttft-p95-ms", "1500")
     result = run_cli(["--host", stack.base_url, "--group", "websocket", "-u", "2", "-t", "10s", "--turns-per-call", "1",
