@@ -51,9 +51,9 @@ def _add_options(parser) -> None:
                        help=f"target profile: {', '.join(BUILTIN_PROFILES)} or one from --voiceload-config (default artagent-v1)")
     group.add_argument("--voiceload-config", default=None, env_var="VOICELOAD_CONFIG",
                        help="YAML file with settings, SLO targets and extra profiles")
-    group.add_argument("--results-dir", default=None, env_var="VOICELOAD_RESULTS_DIR",
+    group.add_argument("--results-dir", default=None, env_var="VOICELOAD_RESULTS_DIR", include_in_web_ui=False,
                        help="folder for results/<run-id>/ (default: results)")
-    group.add_argument("--run-id", default="", help="name of this run's results folder (default: a timestamp)")
+    group.add_argument("--run-id", default="", include_in_web_ui=False, help="name of this run's results folder (default: a timestamp)")
     group.add_argument("--suite", default="", include_in_web_ui=False, help="suite name recorded in the report")
     group.add_argument("--api-users", type=int, default=0, help="exact number of ApiUser (0: by weight)")
     group.add_argument("--voice-users", type=int, default=0, help="exact number of TelephonyCaller (0: by weight)")
@@ -64,10 +64,10 @@ def _add_options(parser) -> None:
     group.add_argument("--speech-users", type=int, default=0, help="exact number of SpeechUser (0: by weight)")
     group.add_argument("--cosmos-users", type=int, default=0, help="exact number of CosmosUser (0: by weight)")
     group.add_argument("--integration-users", type=int, default=0, help="exact number of ConsultationUser (0: by weight)")
-    group.add_argument("--samples-file", default=None,
+    group.add_argument("--samples-file", default=None, include_in_web_ui=False,
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")
-    group.add_argument("--call-log", default=None, help="append one JSON line per finished call with its per-turn timings")
+    group.add_argument("--call-log", default=None, include_in_web_ui=False, help="append one JSON line per finished call with its per-turn timings")
     group.add_argument("--master-heartbeat-timeout", type=_positive(float), default=MASTER_HEARTBEAT_TIMEOUT_S, metavar="S",
                        env_var="VOICELOAD_MASTER_HEARTBEAT_TIMEOUT", include_in_web_ui=False,
                        help="a worker that hears nothing from its master for S seconds stops its users and exits, so a "

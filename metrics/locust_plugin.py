@@ -43,6 +43,12 @@ class RunClock:
         self.phases: list[dict] = []  # the load shape's phases: name, start_s, end_s, users
         self.workers_lost: list[dict] = []  # workers that stopped sending heartbeats: id, lost_at_s
 
+    def reset(self) -> None:
+        """Forget the previous run (the web UI can start several in one session)."""
+        planned = self.planned_run_time
+        self.__init__()
+        self.planned_run_time = planned
+
 
 def install(environment: Environment, on_quit) -> RunClock:
     """Register the listeners for this process's role; `on_quit(environment, clock)` writes reports."""
@@ -106,8 +112,15 @@ def install(environment: Environment, on_quit) -> RunClock:
             # Take over the timer: stop the workers gracefully, collect their last reports, then quit.
             options.run_time = None
 
+    @environment.events.reset_stats.add_listener
+    def _reset(**_kw):  # the web UI's RESET STATS: voice figures start afresh with Locust's own
+        RECORDER.drain()
+
     @environment.events.test_start.add_listener
     def _started(environment, **_kw):
+        if clock.ended_at is not None:  # the web UI starts another run: report it alone, as Locust clears its stats
+            RECORDER.drain()
+            clock.reset()
         if clock.started_at is None:
             clock.started_at = dt.datetime.now(dt.timezone.utc)
             clock.started_perf = time.perf_counter()
@@ -211,10 +224,16 @@ def _end_shape_gracefully(environment: Environment) -> None:
     shape.tick = graceful_tick
 
 
+def _same_run(clock: RunClock, started_perf: float | None) -> bool:
+    """False once the web UI has started another run: a loop of the previous one must end."""
+    return clock.started_perf == started_perf
+
+
 def _watch_workers(runner: MasterRunner, clock: RunClock) -> None:
     """Note every worker Locust marks missing (no heartbeat for ~3 s: killed, crashed, cut off)."""
     noted: set[str] = set()
-    while runner.state not in ("stopped", "quitting"):
+    run = clock.started_perf
+    while runner.state not in ("stopped", "quitting") and _same_run(clock, run):
         for client in runner.clients.missing:
             if client.id not in noted:
                 noted.add(client.id)
@@ -228,7 +247,8 @@ def _follow_phases(environment: Environment, clock: RunClock) -> None:
     that records samples (this one, or the workers) so they file them under it."""
     runner = environment.runner
     current = None
-    while runner.state not in ("stopped", "quitting"):
+    run = clock.started_perf
+    while runner.state not in ("stopped", "quitting") and _same_run(clock, run):
         phase = getattr(environment.shape_class, "phase", None)
         if phase != current:
             if clock.phases and clock.phases[-1]["end_s"] is None:
@@ -247,10 +267,11 @@ def _follow_phases(environment: Environment, clock: RunClock) -> None:
 
 def _timeline_loop(environment: Environment, clock: RunClock) -> None:
     """Every few seconds: users, throughput, failures and voice_loop p95 of the last interval."""
+    run = clock.started_perf
     while True:
         gevent.sleep(TIMELINE_INTERVAL_S)
         runner = environment.runner
-        if runner is None or runner.state in ("stopped", "quitting"):
+        if runner is None or runner.state in ("stopped", "quitting") or not _same_run(clock, run):
             return
         clock.workers = max(clock.workers, getattr(runner, "worker_count", 0))
         window = RECORDER.take_window()

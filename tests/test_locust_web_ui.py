@@ -27,8 +27,10 @@ def test_web_ui_lists_voice_users_and_options():
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert page is not None and page.status_code == 200, "web UI did not come up"
-        for expected in ("TelephonyCaller", "ApiUser", "target_profile", "turns_per_call"):
+        for expected in ("TelephonyCaller", "ApiUser", "target_profile", "turns_per_call", "voiceload_config", "shape"):
             assert expected in page.text, expected
+        for plumbing in ("samples_file", "call_log", "run_id", "results_dir", "master_heartbeat_timeout"):  # run_load_tests.py's, not a user's
+            assert plumbing not in page.text, plumbing
     finally:
         process.terminate()
         process.wait(timeout=15)

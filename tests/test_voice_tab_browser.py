@@ -386,3 +386,39 @@ def test_run_web_serves_the_local_stack_until_sigterm(tmp_path):
         with pytest.raises(httpx.HTTPError):
             httpx.get(gone, timeout=2)
     assert list((tmp_path / "results").glob("*-web/report.json")), "".join(output)
+
+
+def _count(url: str, name: str) -> int:
+    found = [m for m in live(url)["metrics"] if m["metric"] == name]
+    return found[0]["count"] if found else 0
+
+
+def _wait_for(condition, deadline_s: float, what: str):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.25)  # polling the live endpoint: the web UI has no push channel to wait on
+    raise AssertionError(f"not within {deadline_s} s: {what}")
+
+
+def test_reset_and_a_second_run_start_the_voice_figures_afresh(start_stack, tmp_path):
+    """Locust's RESET STATS and a new run from the start form clear its own tables; the voice figures
+    (exact samples, timeline, run start) must follow, or a second run is reported with the first."""
+    stack = start_stack()
+    swarm = {"user_count": "2", "spawn_rate": "2", "host": stack.base_url, "user_classes": ["TelephonyCaller"]}
+    with locust_web(tmp_path, "--host", stack.base_url, "--turns-per-call", "1") as (url, _process):
+        assert httpx.post(url + "swarm", data=swarm, timeout=10).json()["success"]
+        first_start = _wait_for(lambda: live(url)["run"]["started_at"], 20, "the run starts")
+        before = _wait_for(lambda: (n := _count(url, "voice_loop")) >= 3 and n, 60, "three voice loops")
+        assert httpx.post(url + "stats/reset", timeout=10).status_code == 200
+        assert _count(url, "voice_loop") < before  # a turn may just have ended, never all of the earlier ones
+        at_stop = _wait_for(lambda: (n := _count(url, "voice_loop")) >= 2 and n, 60, "two voice loops after the reset")
+        assert httpx.post(url + "stop", timeout=30).json()["success"]
+        _wait_for(lambda: live(url)["state"] == "stopped", 30, "the run stops")
+        time.sleep(1.1)  # run starts are logged to the second: let the clock move on
+        assert httpx.post(url + "swarm", data=swarm, timeout=10).json()["success"]
+        second = _wait_for(lambda: (snapshot := live(url))["state"] in ("spawning", "running") and snapshot, 20, "run 2")
+        assert second["run"]["started_at"] > first_start, (first_start, second["run"])
+        assert _count(url, "voice_loop") < at_stop  # the first run's samples are gone from the second's figures
+        _wait_for(lambda: _count(url, "voice_loop") >= 1, 60, "a voice loop in the second run")

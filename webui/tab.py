@@ -66,6 +66,10 @@ class _Snapshots:
             self.taken_at = now
         return self.snapshot
 
+    def invalidate(self, **_kw) -> None:
+        """Figures were reset or a new run started: the next reader must not see the old ones."""
+        self.snapshot = None
+
 
 def install_voice_tab(environment: Environment, clock) -> None:
     """Register the Voice SLOs tabs, /voiceload/ (page, live.json, report downloads) on the web UI.
@@ -79,6 +83,8 @@ def install_voice_tab(environment: Environment, clock) -> None:
     blueprint = Blueprint("voiceload", __name__, url_prefix=prefix)
     guard = web_ui.auth_required_if_enabled
     snapshots = _Snapshots(environment, clock)
+    environment.events.reset_stats.add_listener(snapshots.invalidate)
+    environment.events.test_start.add_listener(snapshots.invalidate)
 
     @blueprint.route("/")
     @guard
