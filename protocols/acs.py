@@ -67,13 +67,14 @@ class AcsCodec:
             raise ProtocolError("unexpected frame type")
         if isinstance(message, bytes) and message.startswith(_AUDIO_PREFIX):
             # The common agent audio frame, read without a JSON parse (base64 holds no quotes or escapes).
+            # An escaped payload ("\/" from some JSON encoders) takes the JSON parse, which unescapes it.
             end = message.find(b'"', len(_AUDIO_PREFIX))
-            if end > 0 and message.startswith(_AUDIO_SUFFIX_START, end):
-                data = message[len(_AUDIO_PREFIX):end]
+            data = message[len(_AUDIO_PREFIX):end]
+            if end > 0 and message.startswith(_AUDIO_SUFFIX_START, end) and b"\\" not in data:
                 return InboundEvent(AUDIO, data, b64_size(data) / 32.0)
         try:
             obj = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep ("[[[[...")
             raise ProtocolError("invalid JSON") from None
         if not isinstance(obj, dict):
             raise ProtocolError("JSON frame is not an object")

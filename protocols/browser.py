@@ -47,12 +47,14 @@ class BrowserCodec:
         return None  # a browser has no keypad tones
 
     def decode_payload(self, payload: bytes) -> np.ndarray:
+        if len(payload) % 2:
+            raise ProtocolError("odd-length PCM16 audio")
         return np.frombuffer(payload, dtype="<i2")
 
     def parse(self, message: bytes | str) -> InboundEvent:
         try:
             obj = json.loads(message)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # RecursionError: nested too deep ("[[[[...")
             raise ProtocolError("invalid JSON envelope") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
             raise ProtocolError("envelope has no type")
@@ -63,7 +65,8 @@ class BrowserCodec:
             if not isinstance(data, str):
                 raise ProtocolError("audio_data without data")
             rate = obj.get("sample_rate", 16000)
-            rate = rate if isinstance(rate, (int, float)) and rate > 0 else 16000
+            if not isinstance(rate, (int, float)) or not 1 <= rate <= 1_000_000:  # tiny, huge, inf, NaN: the default
+                rate = 16000
             return InboundEvent(AUDIO, data, b64_size(data) / (2.0 * rate / 1000.0))
         if kind == "control" and obj.get("action") == "audio_stop":
             return InboundEvent(STOP_AUDIO)

@@ -28,11 +28,13 @@ class InboundEvent:
 
 
 def b64_size(data: str | bytes) -> int:
-    """Decoded size of a base64 string, without decoding it."""
+    """Decoded size of a base64 string, without decoding it (never negative: "=" alone is 0, not -1)."""
     size = len(data) * 3 // 4
     if data[-2:] in ("==", b"=="):
-        return size - 2
-    return size - 1 if data[-1:] in ("=", b"=") else size
+        size -= 2
+    elif data[-1:] in ("=", b"="):
+        size -= 1
+    return max(size, 0)
 
 
 class MediaCodec(Protocol):

@@ -64,11 +64,11 @@ class TwilioCodec:
             # The common agent audio frame ({..."media":{"payload":"<b64>"}}), read without a JSON parse.
             start = message.find(b'"payload":"')
             data = message[start + 11:-3] if start > 0 else b'"'
-            if b'"' not in data:
+            if b'"' not in data and b"\\" not in data:  # an escaped payload ("\/") takes the JSON parse
                 return InboundEvent(AUDIO, data, b64_size(data) / 8.0)
         try:
             obj = json.loads(message)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # RecursionError: nested too deep ("[[[[...")
             raise ProtocolError("invalid JSON") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
             raise ProtocolError("frame has no event")
