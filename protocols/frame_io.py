@@ -82,8 +82,8 @@ class FrameReader:
                 self._fill(10)
                 size = struct.unpack_from("!Q", self.buffer, 2)[0]
                 offset = 10
-            if size > MAX_MESSAGE:
-                raise websocket.WebSocketProtocolException(f"frame of {size} bytes is too large")
+            if size + sum(map(len, self._fragments)) > MAX_MESSAGE:
+                raise websocket.WebSocketProtocolException(f"message of over {MAX_MESSAGE} bytes")
             mask = b""
             if second & 0x80:  # servers must not mask, but tolerate it
                 self._fill(offset + 4)
@@ -97,11 +97,16 @@ class FrameReader:
             opcode, final = first & 0x0F, bool(first & 0x80)
             if opcode >= OPCODE_CLOSE:
                 return opcode, payload  # control frames are never fragmented
-            if opcode != OPCODE_CONT and final and not self._fragments:
+            if opcode != OPCODE_CONT and self._fragments:
+                raise websocket.WebSocketProtocolException("a new message began inside a fragmented one")
+            if opcode == OPCODE_CONT and not self._fragments:
+                raise websocket.WebSocketProtocolException("a continuation frame with no message to continue")
+            if opcode != OPCODE_CONT and final:
                 return opcode, payload
             if opcode != OPCODE_CONT:
                 self._fragment_opcode = opcode
             self._fragments.append(payload)
             if final:
                 message, self._fragments = b"".join(self._fragments), []
-                return self._fragment_opcode, message
+                opcode, self._fragment_opcode = self._fragment_opcode, 0
+                return opcode, message

@@ -466,7 +466,8 @@ def test_reader_on_wild_but_well_delimited_frames(frames, sizes, tail):
     stream = b"".join(frames) + tail
     messages, end = read_all(FrameReader(ChunkedSocket(stream, sizes)), len(stream))
     assert len(messages) <= len(frames) + len(tail) // 2
-    assert isinstance(end, ConnectionClosed) or len(tail) >= 2
+    # the stream's end, or broken fragmentation (a stray continuation, a message inside another) said as such
+    assert isinstance(end, ConnectionClosed) or len(tail) >= 2 or "fragmented" in str(end) or "continue" in str(end), end
 
 
 payload_sizes = st.integers(min_value=0, max_value=200) | st.sampled_from([0, 1, 125, 126, 127, 200, 65535, 65536, 70_000])
