@@ -20,6 +20,11 @@ try:
 except ImportError:  # pragma: no cover - wsaccel is in requirements.txt; this is the slow fallback
     XorMaskerSimple = None
 
+try:
+    from gevent.socket import socket as _GEVENT_SOCKET
+except ImportError:  # pragma: no cover - gevent comes with Locust
+    _GEVENT_SOCKET = None
+
 OPCODE_CONT, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
 OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
 READ_SIZE = 65536
@@ -45,10 +50,23 @@ def encode_client_frame(payload: bytes, opcode: int = OPCODE_TEXT) -> bytes:
 
 
 def send_data_frame(ws: websocket.WebSocket, payload: bytes, opcode: int = OPCODE_TEXT) -> None:
-    """Send one data frame on a websocket-client socket, serialized with its own sends (pings)."""
+    """Send one data frame on a websocket-client socket, serialized with its own sends (pings).
+
+    A frame is a few hundred bytes and the kernel's send buffer nearly always has room: on a plain
+    (not TLS) gevent socket it is handed straight to the OS socket, which gevent keeps non-blocking,
+    and gevent's sendall (a timeout, a wait loop) only takes what did not fit."""
     data = encode_client_frame(payload, opcode)
+    sock = ws.sock
     with ws.lock:
-        ws.sock.sendall(data)
+        if type(sock) is _GEVENT_SOCKET:  # exactly: gevent's SSLSocket subclasses it, and must encrypt
+            try:
+                sent = sock._sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        sock.sendall(data)
 
 
 class FrameReader:
