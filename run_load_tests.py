@@ -27,6 +27,7 @@ from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redac
 from orchestrator.local_stack import StackError, start_local_stack
 from orchestrator.groups import DEFAULT_STOP_TIMEOUT_S, GROUP_NAMES, STOP_TIMEOUT_S, GroupPlan, plan_groups, wall_time_s
 from orchestrator.locust_run import LocustJob, locust_command, locust_env, run_locusts
+from orchestrator.one_line_errors import OneLineErrors
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
 from orchestrator.ports import free_port
 from orchestrator.resource_monitor import ResourceMonitor
@@ -88,7 +89,7 @@ positive_float = _positive(float, "a number")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="run_load_tests.py",
         description="Load-test a real-time voice AI agent (telephony/browser audio over WebSocket) and check its SLOs.",
         epilog="Suites: " + "; ".join(f"{s.name}: {s.description}" for s in SUITES.values())

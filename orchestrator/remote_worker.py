@@ -15,10 +15,11 @@ import sys
 import time
 
 from orchestrator.local_stack import REPO_ROOT
+from orchestrator.one_line_errors import OneLineErrors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_load_tests.py worker",
+    parser = OneLineErrors(prog="run_load_tests.py worker",
                                      description="Join the runs a master started with --expect-workers, as a Locust worker.")
     parser.add_argument("--master-host", required=True, help="address of the machine running run_load_tests.py --expect-workers")
     parser.add_argument("--master-port", type=int, default=5557, help="its --master-bind-port (default 5557); group k "

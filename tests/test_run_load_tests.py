@@ -136,12 +136,24 @@ def test_unreachable_host_exits_3_within_10_seconds(tmp_path):
     (["--test-type", "load", "--increment", "5", "--max-batch", "2"], {}, "must not exceed --max-batch"),
     (["--test-type", "resilience", "--error-rate", "1.5"], {}, "--error-rate must be within 0..1"),
     (["--group", "backend", "--backend-users", "0"], {}, "has no users"),
+    (["--test-type", "soak"], {}, "invalid choice: 'soak'"),
+    (["--api-users", "-1"], {}, "must be 0 or more"),
+    (["--test-type", "throughput", "-n", "-3"], {}, "argument -n/--num-calls"),
+    (["--host", "http://"], {}, "not a http:///https:// URL"),
+    (["--config", "/nonexistent/slo.yaml"], {}, "cannot read config file"),
 ])
 def test_bad_input_exits_2_before_anything_starts(tmp_path, args, env, message):
     result = run_cli([*args, "--results-dir", str(tmp_path / "r")], timeout=30, env=env)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr  # one clear line
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_an_slo_file_that_is_not_valid_yaml_exits_2(tmp_path):
+    slo_file = tmp_path / "slo.yaml"
+    slo_file.write_text("slo: [unclosed\n")
+    result = run_cli(["--config", str(slo_file), "--results-dir", str(tmp_path / "r")], timeout=30)
+    assert result.returncode == 2 and result.stderr.startswith("error:") and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_unwritable_results_dir_exits_2(tmp_path):
