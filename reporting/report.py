@@ -130,6 +130,9 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
         messages.append(f"success band: {band}")
     if run.get("interrupted"):
         messages.append("run was interrupted: figures cover only the part that ran")
+    if settings.insecure:
+        messages.append("warning: TLS certificates were not verified (--insecure): the figures may not come from the "
+                        "system you meant to test")
     for lost in run.get("workers_lost") or []:
         messages.append(f"worker {lost['id']} was lost {lost['lost_at_s']:.0f} s into the run (no heartbeat); its samples "
                         "since its last report (a few seconds) are missing and the run finished with the other workers")

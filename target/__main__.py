@@ -1,4 +1,5 @@
-"""`python -m target [--port 8000] [--bind 127.0.0.1] [--redis-url redis://...] ...`: run the reference target."""
+"""`python -m target [--port 8000] [--bind 127.0.0.1] [--redis-url redis://...] [--ssl-certfile C --ssl-keyfile K] ...`:
+run the reference target."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"target: cannot load agent audio: {exc}", file=sys.stderr)
         return 2
+    tls = {"ssl_certfile": settings.ssl_certfile, "ssl_keyfile": settings.ssl_keyfile} if settings.ssl_certfile else {}
     uvicorn.run(app, host=settings.bind, port=settings.port, log_level=settings.log_level, access_log=False,
-                ws_per_message_deflate=False, timeout_graceful_shutdown=3)
+                ws_per_message_deflate=False, timeout_graceful_shutdown=3, **tls)
     return 0
 
 

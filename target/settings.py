@@ -58,6 +58,8 @@ class Settings:
     db_query_ms: float = 0.0  # modelled extra time a context read holds its connection
     log_level: str = "warning"
     audio_manifest: str = DEFAULT_MANIFEST
+    ssl_certfile: str = ""  # with ssl_keyfile: serve https/wss (e.g. to test a client's TLS verification)
+    ssl_keyfile: str = ""
 
     def validate(self) -> Settings:
         """Return self, or raise SettingsError naming the first bad knob."""
@@ -85,13 +87,18 @@ class Settings:
             p50, p95 = getattr(self, f"{stage}_ms"), getattr(self, f"{stage}_p95_ms")
             if p95 < p50:
                 raise SettingsError(f"{stage}_p95_ms ({p95}) must be >= {stage}_ms ({p50})")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise SettingsError("ssl_certfile and ssl_keyfile go together")
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name) and not Path(getattr(self, name)).is_file():
+                raise SettingsError(f"{name} not found: {getattr(self, name)}")
         if not Path(self.audio_manifest).is_file():
             raise SettingsError(f"audio_manifest not found: {self.audio_manifest}")
         return self
 
     def public(self) -> dict[str, typing.Any]:
         """The knobs that shape timing, as copied into every call's ground truth."""
-        skip = {"bind", "port", "redis_url", "log_level", "audio_manifest"}
+        skip = {"bind", "port", "redis_url", "log_level", "audio_manifest", "ssl_certfile", "ssl_keyfile"}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
 
