@@ -29,6 +29,7 @@ from reporting.writer import write_run_outputs
 from users.api import ApiUser
 from users.backend_cosmos import CosmosUser
 from users.backend_llm import LLMUser
+from users.backend_llm import load_sdk as load_llm_sdk
 from users.backend_redis import RedisUser
 from users.backend_speech import SpeechUser
 from users.runtime import get_settings, set_settings
@@ -135,6 +136,8 @@ def _on_init(environment, **_kw) -> None:
     gevent.get_hub().loop.update_now()
     options = environment.parsed_options
     if options is None:  # used as a library without a command line
+        if LLMUser in environment.user_classes:
+            load_llm_sdk()
         locust_plugin.install(environment, _write_reports)
         return
     try:
@@ -152,6 +155,8 @@ def _on_init(environment, **_kw) -> None:
     if any(getattr(options, name) for name in USER_COUNT_OPTIONS):
         for name, user_class in USER_COUNT_OPTIONS.items():
             user_class.fixed_count = max(0, getattr(options, name))
+    if LLMUser in environment.user_classes:
+        load_llm_sdk()
     install_shape(environment)
     clock = locust_plugin.install(environment, _write_reports)
     install_voice_tab(environment, clock)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import random
 import time
 
+import importlib
+import types
+
 import users.gevent_compat  # noqa: F401  (before openai/httpx)
 import httpx
-import openai
 from locust import User, between, task
 
 from metrics.events import emit
@@ -27,8 +29,20 @@ SYSTEM_PROMPT = ("You are a calm, concise medical call assistant on a phone line
                  "sentences, ask one clarifying question, and escalate emergencies immediately.")
 
 
-def build_client(settings, host: str | None) -> tuple[openai.OpenAI, str]:
+openai: types.ModuleType | None = None  # loaded by load_sdk(): its import takes ~0.8 s, paid only by runs with LLM users
+
+
+def load_sdk() -> None:
+    """Import the openai SDK. Done at Locust's init when LLMUser may run, before any caller's audio
+    frame: an import inside a running test would stall the event loop (and every call) for its duration."""
+    global openai
+    if openai is None:
+        openai = importlib.import_module("openai")
+
+
+def build_client(settings, host: str | None) -> tuple["openai.OpenAI", str]:
     """(client, model or deployment name) for the configured endpoint."""
+    load_sdk()
     http_client = httpx.Client(verify=not settings.insecure, timeout=httpx.Timeout(30.0, connect=5.0))
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "voiceload-local"
     if settings.openai_endpoint and settings.openai_deployment:
