@@ -195,11 +195,11 @@ def test_a_run_spread_over_separate_hosts_reaches_the_target_from_every_worker(l
     results = tmp_path / "results"
     master, master_log = lan.spawn("master", "master", sys.executable, str(REPO_ROOT / "run_load_tests.py"),
                                    "--host", TARGET_URL, "--backend-users", "0", "--integration-users", "0", "-u", "4",
-                                   "-t", "8s", "--turns-per-call", "1", "--expect-workers", "2",
+                                   "-t", "5s", "--turns-per-call", "1", "--expect-workers", "2",
                                    "--master-bind-host", ADDRESSES["master"], "--master-bind-port", str(MASTER_PORT),
                                    "--results-dir", str(results))
     workers = [lan.spawn(host, host, sys.executable, str(REPO_ROOT / "run_load_tests.py"), "worker", "--master-host",
-                         ADDRESSES["master"], "--master-port", str(MASTER_PORT), "--wait", "10")
+                         ADDRESSES["master"], "--master-port", str(MASTER_PORT), "--wait", "6")
                for host in ("worker1", "worker2")]
     try:
         master.wait(timeout=150)

@@ -406,7 +406,7 @@ def test_reset_and_a_second_run_start_the_voice_figures_afresh(start_stack, tmp_
     """Locust's RESET STATS and a new run from the start form clear its own tables; the voice figures
     (exact samples, timeline, run start) must follow, or a second run is reported with the first."""
     stack = start_stack()
-    swarm = {"user_count": "2", "spawn_rate": "2", "host": stack.base_url, "user_classes": ["TelephonyCaller"]}
+    swarm = {"user_count": "4", "spawn_rate": "4", "host": stack.base_url, "user_classes": ["TelephonyCaller"]}
     with locust_web(tmp_path, "--host", stack.base_url, "--turns-per-call", "1") as (url, _process):
         assert httpx.post(url + "swarm", data=swarm, timeout=10).json()["success"]
         first_start = _wait_for(lambda: live(url)["run"]["started_at"], 20, "the run starts")
