@@ -52,10 +52,10 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     "quick": Suite("quick", api_users=2, voice_users=3, browser_users=1, relay_users=1, backend_users=1, integration_users=4,
-                   durations_s={"api": 15, "websocket": 45, "backend": 20, "integration": 40}, spawn_rate=2, turns_per_call=2,
+                   durations_s={"api": 15, "websocket": 40, "backend": 20, "integration": 30}, spawn_rate=2, turns_per_call=2,
                    description="smoke load: 2 API users for 15 s, then 3 phone + 1 browser callers and 1 relay "
-                   "listener for 45 s, then 1 each of the Redis, LLM, Speech and Cosmos users for 20 s, then 4 "
-                   "consultation callers (whole medical scenarios) for 40 s"),
+                   "listener for 40 s, then 1 each of the Redis, LLM, Speech and Cosmos users for 20 s, then 4 "
+                   "consultation callers (whole medical scenarios) for 30 s"),
     "standard": Suite("standard", api_users=10, voice_users=20, browser_users=5, relay_users=2, backend_users=2,
                       integration_users=10, durations_s={"api": 60, "websocket": 300, "backend": 120, "integration": 300},
                       spawn_rate=2, turns_per_call=3,

@@ -20,10 +20,10 @@ def quick_counts(backend: int, integration: int = 0) -> dict[str, int]:
 def test_plan_runs_every_group_with_users_in_order_with_the_suites_durations():
     plans = plan_groups(SUITES["quick"], quick_counts(1, 4), None, None)
     assert [p.name for p in plans] == ["api", "websocket", "backend", "integration"]
-    assert [p.run_time_s for p in plans] == [15, 45, 20, 40]
+    assert [p.run_time_s for p in plans] == [15, 40, 20, 30]
     assert plans[1].counts["voice_users"] == 3 and plans[1].counts["api_users"] == 0 and plans[1].counts["redis_users"] == 0
     assert plans[2].users == 4 and plans[3].counts == {**{k: 0 for k in plans[3].counts}, "integration_users": 4}
-    assert wall_time_s(plans, parallel=False) == 120 and wall_time_s(plans, parallel=True) == 45
+    assert wall_time_s(plans, parallel=False) == 105 and wall_time_s(plans, parallel=True) == 40
 
 
 def test_plan_leaves_out_empty_groups_and_honours_one_group_and_run_time():
