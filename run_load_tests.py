@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--web-login", action="store_true", help="require a login to the web UI (user VOICELOAD_WEB_USER, "
                         "default voiceload; password VOICELOAD_WEB_PASSWORD)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show Locust's and the local stack's output as it runs")
+    parser.add_argument("--progress-every", type=positive_float, default=10.0, metavar="S", help="print a progress line "
+                        "per running group every S seconds: users, requests, failures, requests/s (default 10)")
     add_test_type_options(parser, positive_int, positive_float)
     return parser
 
@@ -346,7 +348,7 @@ def run_groups(plans: list[GroupPlan], run_dir: Path, host: str, args: argparse.
     for batch in [jobs] if args.parallel else [[job] for job in jobs]:
         for job in batch:
             print(f"voiceload: group {plan_of[job.name].describe()}", flush=True)
-        runs = run_locusts(batch, env, verbose=args.verbose)
+        runs = run_locusts(batch, env, verbose=args.verbose, progress_every_s=args.progress_every)
         outcomes += [GroupOutcome(job.name, r.exit_code, r.interrupted, job.total_s, plan_of[job.name].users)
                      for job, r in zip(batch, runs)]
         if any(r.interrupted for r in runs):

@@ -185,7 +185,7 @@ def test_print_config_redacts_secrets():
 def test_sigterm_mid_run_still_writes_the_partial_report(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
     process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "-t", "12s", "--backend-users", "0", "--integration-users", "0",
-                                "--turns-per-call", "1", "--results-dir", str(tmp_path), "--output", str(tmp_path / "out.json")],
+                                "--turns-per-call", "1", "--progress-every", "5", "--results-dir", str(tmp_path), "--output", str(tmp_path / "out.json")],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     try:
@@ -210,14 +210,14 @@ def test_a_worker_killed_mid_run_is_named_and_the_run_finishes_with_the_rest(sta
     stack = start_stack()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
     process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "--host", stack.base_url, "--group",
-                                "websocket", "-u", "4", "-t", "20s", "--workers", "2", "--turns-per-call", "1",
+                                "websocket", "-u", "4", "-t", "14s", "--workers", "2", "--turns-per-call", "1", "--progress-every", "5",
                                 "--results-dir", str(tmp_path)],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen, killed = [], None
     try:
         for line in process.stdout:
             seen.append(line)
-            if line.lstrip().startswith("websocket [") and killed is None:  # 10 s in: calls are running
+            if line.lstrip().startswith("websocket [") and killed is None:  # 5 s in: calls are running
                 master = next(p for p in psutil.Process(process.pid).children() if "locust" in " ".join(p.cmdline()))
                 killed = master.children()[0]
                 killed.kill()
@@ -228,7 +228,7 @@ def test_a_worker_killed_mid_run_is_named_and_the_run_finishes_with_the_rest(sta
     assert killed is not None, output
     report = latest_report(tmp_path)
     lost = report["run"]["workers_lost"]
-    assert len(lost) == 1 and lost[0]["group"] == "websocket" and 10 <= lost[0]["lost_at_s"] <= 20, (lost, output)
+    assert len(lost) == 1 and lost[0]["group"] == "websocket" and 5 <= lost[0]["lost_at_s"] <= 14, (lost, output)
     assert report["run"]["workers"] == 2 and not report["run"]["interrupted"]
     assert any(m.startswith(f"worker {lost[0]['id']} was lost") for m in report["summary"]["messages"])
     assert report["metrics"]["voice_loop"]["count"] > 0 and report["summary"]["calls_completed"] > 0
