@@ -240,10 +240,10 @@ def test_remote_workers_join_each_group_and_leave_when_the_run_is_over(start_sta
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     workers = [subprocess.Popen([sys.executable, str(REPO_ROOT / "run_load_tests.py"), "worker", "--master-host", "127.0.0.1",
-                                 "--master-port", str(port), "--wait", "5"], cwd=REPO_ROOT, env=env,
+                                 "--master-port", str(port), "--wait", "4"], cwd=REPO_ROOT, env=env,
                                 stdout=log.open("w"), stderr=subprocess.STDOUT) for log in logs]
     try:
-        result = run_cli(["--host", stack.base_url, "--backend-users", "0", "--integration-users", "0", "-u", "4", "-t", "6s", "--turns-per-call", "1",
+        result = run_cli(["--host", stack.base_url, "--backend-users", "0", "--integration-users", "0", "-u", "4", "-t", "4s", "--turns-per-call", "1",
                           "--expect-workers", "2", "--master-bind-port", str(port), "--results-dir", str(tmp_path)], timeout=200)
         for worker in workers:
             worker.wait(timeout=60)  # they end by themselves once no master comes
