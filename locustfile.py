@@ -7,7 +7,6 @@ results/<run-id>/report.json, report.html and junit.xml when Locust quits.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -22,6 +21,7 @@ from locust.runners import WorkerRunner
 
 from config import BUILTIN_PROFILES, ConfigError, load_settings
 from metrics import locust_plugin
+from orchestrator.arg_types import fraction, non_negative_float, non_negative_int, positive_float
 from metrics.recorder import RECORDER
 from reporting.report import build_report
 from shapes import add_shape_options, install_shape  # never the shape classes: Locust would pick one up
@@ -69,7 +69,7 @@ def _add_options(parser) -> None:
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")
     group.add_argument("--call-log", default=None, include_in_web_ui=False, help="append one JSON line per finished call with its per-turn timings")
-    group.add_argument("--master-heartbeat-timeout", type=_positive(float), default=MASTER_HEARTBEAT_TIMEOUT_S, metavar="S",
+    group.add_argument("--master-heartbeat-timeout", type=positive_float, default=MASTER_HEARTBEAT_TIMEOUT_S, metavar="S",
                        env_var="VOICELOAD_MASTER_HEARTBEAT_TIMEOUT", include_in_web_ui=False,
                        help="a worker that hears nothing from its master for S seconds stops its users and exits, so a "
                        f"killed master leaves no load behind (default {MASTER_HEARTBEAT_TIMEOUT_S:g}; Locust's own is 60)")
@@ -79,54 +79,18 @@ def _add_options(parser) -> None:
     group.add_argument("--turns-per-call", type=int, default=None, include_in_web_ui=True,
                        help="caller utterances per phone call (default 2)")
     # caller options of the test types, read by the phone and browser callers (voice.call_options.CallOptions)
-    group.add_argument("--call-duration", type=_non_negative(float), default=0.0, metavar="S", include_in_web_ui=False,
+    group.add_argument("--call-duration", type=non_negative_float, default=0.0, metavar="S", include_in_web_ui=False,
                        help="each call lasts S seconds from its media socket opening, cycling its turns, then hangs "
                        "up; a turn cut by that counts as turns_cut_by_hangup, not a failure (default 0: off)")
-    group.add_argument("--chunk-bytes", type=_non_negative(int), default=0, metavar="B", include_in_web_ui=False,
+    group.add_argument("--chunk-bytes", type=non_negative_int, default=0, metavar="B", include_in_web_ui=False,
                        help="send B bytes of wire audio (PCM16 16 kHz, or mu-law 8 kHz for Twilio) per message "
                        "(default 0: real time for --chunk-interval-ms, or the profile's own frames)")
-    group.add_argument("--chunk-interval-ms", type=_non_negative(float), default=0.0, metavar="MS", include_in_web_ui=False,
+    group.add_argument("--chunk-interval-ms", type=non_negative_float, default=0.0, metavar="MS", include_in_web_ui=False,
                        help="one audio message every MS ms, on absolute deadlines (default 0: real time for "
                        "--chunk-bytes, or the profile's own frames)")
-    group.add_argument("--fault-rate", type=_fraction, default=0.0, metavar="P", include_in_web_ui=False,
+    group.add_argument("--fault-rate", type=fraction, default=0.0, metavar="P", include_in_web_ui=False,
                        help="chance per turn, 0-1, that the caller injects a fault on purpose: skipped chunks, a "
                        "malformed frame, an abrupt disconnect mid-turn or a reconnect (default 0: off)")
-
-
-def _non_negative(kind):
-    """An argparse type: a number of `kind` that is 0 or more."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value >= 0:
-            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _positive(kind):
-    """An argparse type: a number of `kind` above 0."""
-    def parse(text: str):
-        value = _non_negative(kind)(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _fraction(text: str) -> float:
-    """An argparse type: a probability within 0..1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
-    return value
 
 
 @events.init.add_listener

@@ -27,6 +27,7 @@ from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redac
 from orchestrator.local_stack import StackError, start_local_stack
 from orchestrator.groups import DEFAULT_STOP_TIMEOUT_S, GROUP_NAMES, STOP_TIMEOUT_S, GroupPlan, plan_groups, wall_time_s
 from orchestrator.locust_run import LocustJob, locust_command, locust_env, run_locusts
+from orchestrator.arg_types import non_negative_int, positive_float, positive_int
 from orchestrator.one_line_errors import OneLineErrors
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups
 from orchestrator.ports import free_port
@@ -58,34 +59,6 @@ def parse_duration(text: str) -> int:
     if total <= 0:
         raise argparse.ArgumentTypeError("duration must be positive")
     return total
-
-
-def _positive(convert, noun: str):
-    """An argparse type: `convert` the text, and require a value above 0."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-        return value
-    return parse
-
-
-positive_int = _positive(int, "a whole number")
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-positive_float = _positive(float, "a number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show Locust's and the local stack's output as it runs")
     parser.add_argument("--progress-every", type=positive_float, default=10.0, metavar="S", help="print a progress line "
                         "per running group every S seconds: users, requests, failures, requests/s (default 10)")
-    add_test_type_options(parser, positive_int, positive_float)
+    add_test_type_options(parser)
     return parser
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from orchestrator.arg_types import positive_float, positive_int
+
 SUCCESS_FLOOR = 80.0  # % of requests and voice events that succeeded: the seed's "adequate" line
 SETTLE_S = 4  # beyond a call's duration, so a batch's calls finish inside its step
 
@@ -43,7 +45,7 @@ TEST_TYPES: dict[str, TestType] = {t.name: t for t in (
 )}
 
 
-def add_test_type_options(parser: argparse.ArgumentParser, positive_int, positive_float) -> None:
+def add_test_type_options(parser: argparse.ArgumentParser) -> None:
     """The framework's options, with its defaults."""
     group = parser.add_argument_group("test types (--test-type), with the stress framework's options and defaults")
     group.add_argument("--test-type", choices=list(TEST_TYPES), help="run one stress test type instead of a suite: "

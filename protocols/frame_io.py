@@ -76,6 +76,7 @@ class FrameReader:
         self.sock = sock
         self.buffer = bytearray()
         self._fragments: list[bytes] = []
+        self._fragment_bytes = 0  # of the message being reassembled
         self._fragment_opcode = 0
 
     def _fill(self, needed: int) -> None:
@@ -100,7 +101,7 @@ class FrameReader:
                 self._fill(10)
                 size = struct.unpack_from("!Q", self.buffer, 2)[0]
                 offset = 10
-            if size + sum(map(len, self._fragments)) > MAX_MESSAGE:
+            if size + self._fragment_bytes > MAX_MESSAGE:
                 raise websocket.WebSocketProtocolException(f"message of over {MAX_MESSAGE} bytes")
             mask = b""
             if second & 0x80:  # servers must not mask, but tolerate it
@@ -124,7 +125,8 @@ class FrameReader:
             if opcode != OPCODE_CONT:
                 self._fragment_opcode = opcode
             self._fragments.append(payload)
+            self._fragment_bytes += size
             if final:
-                message, self._fragments = b"".join(self._fragments), []
+                message, self._fragments, self._fragment_bytes = b"".join(self._fragments), [], 0
                 opcode, self._fragment_opcode = self._fragment_opcode, 0
                 return opcode, message
