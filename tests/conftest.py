@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,53 @@ def latest_report(results_dir: Path) -> dict:
     import json
 
     return json.loads((results_dir / "latest" / "report.json").read_text())
+
+
+class FixtureAgent:
+    """tests/fixture_agent.py (a voice agent that shares no code with voiceload) in its own process, in a
+    mode: healthy, silent, every_other, slow or drops. Its log goes to a file, never to an unread pipe."""
+
+    def __init__(self, mode: str, log_path: Path) -> None:
+        from orchestrator.ports import free_port
+
+        self.mode, self.port, self.log_path = mode, free_port(), log_path
+        self.url = f"http://127.0.0.1:{self.port}"
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "fixture_agent.py"), "--port",
+                                             str(self.port), "--mode", mode], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"fixture agent ({mode}) not healthy within 15 s: {log_path.read_text()[-1000:]}")
+            time.sleep(0.05)  # poll interval, not synchronization
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def start_agent(tmp_path):
+    """Start fixture agents by mode (FixtureAgent); all are stopped at teardown."""
+    agents: list[FixtureAgent] = []
+
+    def start(mode: str) -> FixtureAgent:
+        agents.append(FixtureAgent(mode, tmp_path / f"agent-{mode}-{len(agents)}.log"))
+        return agents[-1]
+
+    yield start
+    for agent in agents:
+        agent.stop()
