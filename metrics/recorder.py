@@ -12,6 +12,9 @@ from metrics.histogram import LatencyHistogram
 
 # Metrics whose per-interval percentiles go into the report's timeline.
 TIMELINE_METRICS = ("voice_loop",)
+# Counters a load phase keeps of its own, so each step, wave or burst gets its own call success rate.
+PHASE_COUNTERS = frozenset({"calls_attempted", "calls_started", "calls_completed", "calls_failed", "calls_interrupted",
+                            "turns_answered", "turns_unanswered", "turns_cut_by_hangup"})
 
 
 def request_key(request_type: str, name: str) -> str:
@@ -31,6 +34,8 @@ class PhaseStats:
         self.metrics: dict[str, LatencyHistogram] = {}
         self.requests = 0
         self.failures = 0
+        self.counters: Counter[str] = Counter()
+        self.metric_failures: Counter[str] = Counter()
 
     @property
     def voice_loop(self) -> LatencyHistogram:
@@ -38,13 +43,15 @@ class PhaseStats:
 
     def to_wire(self) -> dict:
         return {"metrics": {name: h.to_wire() for name, h in self.metrics.items()}, "requests": self.requests,
-                "failures": self.failures}
+                "failures": self.failures, "counters": dict(self.counters), "metric_failures": dict(self.metric_failures)}
 
     def absorb(self, wire: dict) -> None:
         for name, data in wire["metrics"].items():
             self.metrics.setdefault(name, LatencyHistogram()).merge(LatencyHistogram.from_wire(data))
         self.requests += wire["requests"]
         self.failures += wire["failures"]
+        self.counters.update(wire.get("counters", {}))
+        self.metric_failures.update(wire.get("metric_failures", {}))
 
 
 class MetricsRecorder:
@@ -79,6 +86,8 @@ class MetricsRecorder:
     def record_failure(self, name: str, group: str = "voice") -> None:
         self.metric_groups.setdefault(name, group)
         self.metric_failures[name] += 1
+        if self.phase is not None:
+            self._phase_stats().metric_failures[name] += 1
 
     def record_request(self, request_type: str, name: str, ms: float, failed: bool) -> None:
         key = request_key(request_type, name)
@@ -101,6 +110,8 @@ class MetricsRecorder:
 
     def count(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
+        if self.phase is not None and name in PHASE_COUNTERS:
+            self._phase_stats().counters[name] += amount
 
     def error(self, kind: str, message: str) -> None:
         self.errors[(kind, message[:200])] += 1

@@ -22,6 +22,7 @@ class AcsCodec:
     sample_rate = 16000
     frame_ms = 20
     binary_frames = False
+    carries_transcripts = False  # the agent shows its transcripts of the caller on this socket
     wire_bytes_per_ms = 32
     sample_width = 2
     stamp_ms = 20

@@ -21,6 +21,7 @@ class BrowserCodec:
     sample_rate = 16000
     frame_ms = 32
     binary_frames = True
+    carries_transcripts = True  # the agent shows its transcripts of the caller on this socket
     wire_bytes_per_ms = 32
     sample_width = 2
     stamp_ms = 32

@@ -42,6 +42,7 @@ class MediaCodec(Protocol):
     sample_rate: int  # of the audio on the wire
     frame_ms: int
     binary_frames: bool  # outbound audio as binary WebSocket frames (browser) or text (JSON protocols)
+    carries_transcripts: bool  # the agent sends partial/final transcripts of the caller (browser envelopes)
     wire_bytes_per_ms: int  # raw audio bytes per ms on the wire (before any base64): 32 for PCM16 16 kHz, 8 for mu-law
     sample_width: int  # raw audio bytes per sample on the wire
     stamp_ms: int  # audio timeline step per message index, for the frames' timestamps (frame_ms unless chunked)

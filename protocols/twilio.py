@@ -18,6 +18,7 @@ class TwilioCodec:
     sample_rate = 8000
     frame_ms = 20
     binary_frames = False
+    carries_transcripts = False  # the agent shows its transcripts of the caller on this socket
     wire_bytes_per_ms = 8
     sample_width = 1
     stamp_ms = 20

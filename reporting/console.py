@@ -47,6 +47,8 @@ def render_summary(report: Mapping[str, Any], console: Console | None = None) ->
     report = as_mapping(report)
     console = console or Console()
     console.print(build_table(report))
+    if line := not_measured_line(report):
+        console.print(line, soft_wrap=True)
     console.print(_verdict_line(report), soft_wrap=True)
     for message in _messages(as_mapping(report.get("summary"))):
         console.print(message, soft_wrap=True)
@@ -96,6 +98,8 @@ def metric_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
 
     rows = []
     for name, entries in by_metric.items():
+        if all(slo_status(e) == "no_data" for e in entries):
+            continue  # never going to be measured in this run: listed apart (not_measured_line)
         stats = {s: fmt_num(metrics.get(name, {}).get(s)) for s in _STATS}
         for entry in entries:  # an SLO-only figure (no samples table) still shows its observed value
             stat = str(entry.get("stat"))
@@ -111,6 +115,27 @@ def metric_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def not_measured_line(report: Mapping[str, Any]) -> Text | None:
+    """The SLOs this run was never going to measure (no traffic of theirs), apart from the judged ones."""
+    names = [text(e.get("metric")) for e in as_records(as_mapping(report).get("slo")) if slo_status(e) == "no_data"]
+    if not names:
+        return None
+    return Text("not measured in this run (nothing in it produces them, so not judged): " + ", ".join(dict.fromkeys(names)),
+                style="dim")
+
+
+def success_text(summary: Mapping[str, Any]) -> str:
+    """'call success 95.0% (19 of 20 calls)', or for a run that placed no calls the request success rate."""
+    rate = fmt_pct(summary.get("success_rate"))
+    if summary.get("success_basis") == "calls":
+        ended = summary.get("calls_ended")
+        return f"call success {rate}" + (f" ({fmt_int(summary.get('calls_completed'))} of {fmt_int(ended)} calls)"
+                                         if ended is not None else "")
+    if summary.get("success_basis") == "requests":
+        return f"request success {rate} (no calls in this run)"
+    return f"success rate {rate}"
+
+
 def _target_text(entry: Mapping[str, Any]) -> str:
     """'p95 <= 700.0', or for a whole-run rate (stat 'value') the target and what was observed."""
     if entry.get("stat") == "value":
@@ -124,11 +149,14 @@ def _verdict_line(report: Mapping[str, Any]) -> Text:
     healthy = summary.get("generator_healthy")
     line = Text("verdict ")
     line.append(verdict.upper(), style=_VERDICT_STYLE[verdict])
+    calls = ""
+    if summary.get("success_basis") != "requests":
+        calls = (f" · calls {fmt_int(summary.get('calls_started'))} started / {fmt_int(summary.get('calls_completed'))} "
+                 f"completed / {fmt_int(summary.get('calls_failed'))} failed")
     line.append(
-        f" · success rate {fmt_pct(summary.get('success_rate'))}"
+        f" · {success_text(summary)}"
         f" · requests {fmt_int(summary.get('requests'))} / failures {fmt_int(summary.get('failures'))}"
-        f" · calls {fmt_int(summary.get('calls_started'))} started / {fmt_int(summary.get('calls_completed'))} completed"
-        " · generator "
+        f" ({fmt_pct(summary.get('error_rate'))} errors){calls} · generator "
     )
     health = fmt_bool(healthy, yes="healthy", no="OVERLOADED")
     line.append(health, style="bold red" if healthy is False else "")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from config import VerdictThresholds
+
 DASH = "–"  # shown for null / missing / non-finite values
 
 # Verdict of a whole run and status of one SLO check, normalised.
@@ -129,3 +131,14 @@ def fmt_groups(run: Mapping[str, Any]) -> str:
         return DASH
     parts = [f"{text(g.get('name'))} {fmt_int(g.get('run_time_s'))} s ({fmt_int(g.get('users'))} users)" for g in groups]
     return " · ".join(parts) + (", in parallel" if run.get("parallel") else ", one after another")
+
+
+def threshold(thresholds: Mapping[str, Any], name: str) -> float:
+    """A verdict threshold as the report states it (report.json `thresholds`), else its default."""
+    value = as_float(as_mapping(thresholds).get(name))
+    return value if value is not None else float(getattr(VerdictThresholds(), name))
+
+
+def generator_limits(thresholds: Mapping[str, Any]) -> tuple[float, float]:
+    """(frame lateness p99 limit in ms, CPU limit in %) that judged the generator's health."""
+    return threshold(thresholds, "generator_lateness_p99_ms"), threshold(thresholds, "generator_cpu_percent")

@@ -27,6 +27,7 @@ from reporting.formatting import (
     fmt_int,
     fmt_num,
     fmt_pct,
+    generator_limits,
     slo_status,
     text,
     verdict_of,
@@ -72,10 +73,13 @@ def build_view(report: Mapping[str, Any]) -> dict[str, Any]:
         "command": text(run.get("command")) if run.get("command") else "",
         "interrupted": run.get("interrupted") is True,
         "generator_unhealthy": summary.get("generator_healthy") is False,
-        "generator_detail": _generator_detail(as_mapping(summary.get("generator"))),
+        "generator_detail": _generator_detail(as_mapping(summary.get("generator")), as_mapping(report.get("thresholds"))),
         "figures": _figures(summary),
         "messages": [text(m) for m in as_list(summary.get("messages"))],
-        "slo_rows": [_slo_row(entry) for entry in slo],
+        "slo_rows": [_slo_row(entry) for entry in slo if slo_status(entry) != "no_data"],
+        "not_measured": list(dict.fromkeys(text(e.get("metric")) for e in slo if slo_status(e) == "no_data")),
+        "capability_rows": [{"name": text(c.get("name")), "status": text(c.get("status")), "why": text(c.get("why"))}
+                            for c in as_records(report.get("capabilities"))],
         "metric_rows": [_metric_row(name, m) for name, m in metrics.items()],
         "charts": _charts(as_records(report.get("timeline")), slo) + _capacity_chart(as_mapping(report.get("capacity")), slo),
         "request_rows": _request_rows(as_records(report.get("requests"))),
@@ -108,21 +112,24 @@ def _run_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _generator_detail(generator: Mapping[str, Any]) -> str:
+def _generator_detail(generator: Mapping[str, Any], thresholds: Mapping[str, Any]) -> str:
+    lateness_limit, cpu_limit = generator_limits(thresholds)
     parts = []
     if "frame_lateness_p99_ms" in generator:
-        parts.append(f"frame send lateness p99 {fmt_num(generator.get('frame_lateness_p99_ms'))} ms (limit 10 ms)")
+        parts.append(f"frame send lateness p99 {fmt_num(generator.get('frame_lateness_p99_ms'))} ms "
+                     f"(limit {fmt_compact(lateness_limit)} ms)")
     if "cpu_max_percent" in generator:
-        parts.append(f"CPU max {fmt_num(generator.get('cpu_max_percent'))}% (limit 90%)")
+        parts.append(f"CPU max {fmt_num(generator.get('cpu_max_percent'))}% (limit {fmt_compact(cpu_limit)}%)")
     if "cpu_over_90_fraction" in generator:
         fraction = as_float(generator.get("cpu_over_90_fraction"))
-        parts.append(f"time above 90% CPU {DASH if fraction is None else f'{fraction * 100:.1f}%'}")
+        parts.append(f"time above {fmt_compact(cpu_limit)}% CPU {DASH if fraction is None else f'{fraction * 100:.1f}%'}")
     return "; ".join(parts)
 
 
 def _figures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
-        ("success rate", fmt_pct(summary.get("success_rate"))),
+        (_success_label(summary), fmt_pct(summary.get("success_rate"))),
+        ("request error rate", fmt_pct(summary.get("error_rate"))),
         ("requests", fmt_int(summary.get("requests"))),
         ("failures", fmt_int(summary.get("failures"))),
         ("calls started", fmt_int(summary.get("calls_started"))),
@@ -130,6 +137,11 @@ def _figures(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("calls failed", fmt_int(summary.get("calls_failed"))),
         ("generator healthy", fmt_bool(summary.get("generator_healthy"))),
     ]
+
+
+def _success_label(summary: Mapping[str, Any]) -> str:
+    basis = summary.get("success_basis")
+    return {"calls": "call success rate", "requests": "request success rate (no calls)"}.get(basis, "success rate")
 
 
 def _slo_row(entry: Mapping[str, Any]) -> dict[str, str]:
@@ -146,7 +158,7 @@ def _slo_row(entry: Mapping[str, Any]) -> dict[str, str]:
         "margin": margin,
         "status": status,
         "mark": STATUS_MARKS[status],
-        "description": text(entry.get("description")) if entry.get("description") else "",
+        "description": " · ".join(text(entry.get(key)) for key in ("note", "description") if entry.get(key)),
     }
 
 

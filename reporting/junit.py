@@ -17,16 +17,15 @@ from reporting.formatting import (
     as_records,
     fmt_compact,
     fmt_num,
+    generator_limits,
     negate_op,
     slo_status,
     text,
+    threshold,
 )
 
 SUITE_NAME = "voiceload.slo"
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'  # write the result as UTF-8
-SUCCESS_RATE_FAIL_BELOW = 80.0  # percent; DESIGN.md "fail below 80 %"
-FRAME_LATENESS_LIMIT_MS = 10.0
-CPU_LIMIT_PERCENT = 90.0
 
 # Characters XML 1.0 cannot carry at all (ElementTree would write them and break parsers).
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -42,8 +41,9 @@ def render_junit(report: Mapping[str, Any]) -> str:
     run = as_mapping(report.get("run"))
     summary = as_mapping(report.get("summary"))
     cases = [_slo_case(entry) for entry in as_records(report.get("slo"))]
-    cases.append(_generator_case(summary))
-    cases.append(_success_rate_case(summary))
+    thresholds = as_mapping(report.get("thresholds"))
+    cases.append(_generator_case(summary, thresholds))
+    cases.append(_success_rate_case(summary, thresholds))
 
     tests = len(cases)
     failures = sum(1 for c in cases if c.find("failure") is not None)
@@ -99,18 +99,19 @@ def _slo_case(entry: Mapping[str, Any]) -> ET.Element:
     return case
 
 
-def _generator_case(summary: Mapping[str, Any]) -> ET.Element:
+def _generator_case(summary: Mapping[str, Any], thresholds: Mapping[str, Any]) -> ET.Element:
     case = _case("generator_healthy")
+    lateness_limit, cpu_limit = generator_limits(thresholds)
     healthy = summary.get("generator_healthy")
     generator = as_mapping(summary.get("generator"))
     if healthy is False:
         reasons = []
         lateness = as_float(generator.get("frame_lateness_p99_ms"))
         if lateness is not None:
-            reasons.append(f"frame send lateness p99 {lateness:.1f} ms (limit {FRAME_LATENESS_LIMIT_MS:.0f} ms)")
+            reasons.append(f"frame send lateness p99 {lateness:.1f} ms (limit {fmt_compact(lateness_limit)} ms)")
         cpu = as_float(generator.get("cpu_max_percent"))
         if cpu is not None:
-            reasons.append(f"CPU max {cpu:.1f}% (limit {CPU_LIMIT_PERCENT:.0f}%)")
+            reasons.append(f"CPU max {cpu:.1f}% (limit {fmt_compact(cpu_limit)}%)")
         message = "load generator overloaded; figures cannot be trusted"
         failure = ET.SubElement(case, "failure", {"message": message, "type": "generator_unhealthy"})
         failure.text = _clean("\n".join(reasons)) if reasons else None
@@ -119,13 +120,18 @@ def _generator_case(summary: Mapping[str, Any]) -> ET.Element:
     return case
 
 
-def _success_rate_case(summary: Mapping[str, Any]) -> ET.Element:
+def _success_rate_case(summary: Mapping[str, Any], thresholds: Mapping[str, Any]) -> ET.Element:
     case = _case("success_rate")
     rate = as_float(summary.get("success_rate"))
+    floor = threshold(thresholds, "fail_success_rate_below")
+    calls = summary.get("success_basis") == "calls"
     if rate is None:
-        ET.SubElement(case, "skipped", {"message": "no requests"})
-    elif rate < SUCCESS_RATE_FAIL_BELOW:
-        message = f"success rate {rate:.1f}% < {SUCCESS_RATE_FAIL_BELOW:.1f}%"
+        ET.SubElement(case, "skipped", {"message": "no call ended" if calls else "no requests"})
+    elif rate < floor:
+        label = "call success rate" if calls else "request success rate"
+        message = f"{label} {rate:.1f}% < {fmt_compact(floor)}%"
         failure = ET.SubElement(case, "failure", {"message": message, "type": "success_rate"})
-        failure.text = f"requests: {fmt_num(summary.get('requests'), 0)}, failures: {fmt_num(summary.get('failures'), 0)}"
+        failure.text = (f"calls ended: {fmt_num(summary.get('calls_ended'), 0)}, failed: {fmt_num(summary.get('calls_failed'), 0)}"
+                        if calls else
+                        f"requests: {fmt_num(summary.get('requests'), 0)}, failures: {fmt_num(summary.get('failures'), 0)}")
     return case

@@ -41,5 +41,32 @@ def test_a_phase_with_samples_but_missing_from_the_log_is_still_reported():
     recorder.record_request("GET", "health", 1.0, failed=True)
     rows = phase_rows(recorder, [])
     assert rows == [{"name": "burst 1", "start_s": None, "end_s": None, "users": None, "requests": 1, "failures": 1,
-                     "success_rate": 0.0, "voice_loop_count": 0, "voice_loop_p50": None, "voice_loop_p95": None,
+                     "calls_started": 0, "calls_completed": 0, "calls_failed": 0, "success_rate": 0.0,
+                     "success_basis": "requests", "voice_loop_count": 0, "voice_loop_p50": None, "voice_loop_p95": None,
                      "voice_loop_p99": None}]
+
+
+def test_a_phase_with_calls_reads_its_own_call_success_and_fails_what_it_never_answered():
+    """A step where calls ended is judged on them, not on its requests (pings, frames); a step whose calls
+    got no answer at all breaks voice_loop with what the caller got, instead of having 'no data'."""
+    from config import load_settings
+
+    recorder = MetricsRecorder()
+    recorder.phase = "step 1 (2 users)"
+    for _ in range(40):
+        recorder.record_request("websocket", "ws_ping_rtt", 1.0, failed=False)  # per-call events stay out of it
+    recorder.record("voice_loop", 400.0)
+    recorder.count("calls_started", 2)
+    recorder.count("calls_completed")
+    recorder.count("calls_failed")
+    recorder.phase = "step 2 (4 users)"
+    recorder.count("calls_started", 4)
+    recorder.count("calls_failed", 4)
+    for _ in range(4):
+        recorder.record_failure("voice_loop")
+    first, second = phase_rows(recorder, [], load_settings(env={}))
+    assert (first["success_rate"], first["success_basis"], first["calls_completed"], first["calls_failed"]) == (50.0, "calls", 1, 1)
+    assert second["success_rate"] == 0.0 and second["voice_loop_count"] == 0
+    broken = {entry["metric"]: entry for entry in second["slo_broken"]}
+    assert broken["voice_loop"]["note"] == "the agent answered 0 of 4 turns" and broken["voice_loop"]["observed"] is None
+    assert "critical_error_rate" in broken and "success_rate" in broken

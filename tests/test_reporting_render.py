@@ -42,8 +42,9 @@ def report() -> dict:
                 "host": "http://127.0.0.1:8123", "profile": "artagent-v1", "workers": 0, "users": 6,
                 "shape": None, "command": "python run_load_tests.py --suite quick", "interrupted": True,
                 "locust_version": "2.47.0"},
-        "summary": {"verdict": "fail", "success_rate": 72.5, "requests": 1234, "failures": 339,
-                    "calls_started": 20, "calls_completed": 19, "calls_failed": 1, "generator_healthy": False,
+        "summary": {"verdict": "fail", "success_rate": 72.5, "success_basis": "calls", "error_rate": 27.47,
+                    "requests": 1234, "failures": 339, "calls_started": 20, "calls_ended": 20,
+                    "calls_completed": 19, "calls_failed": 1, "generator_healthy": False,
                     "generator": {"frame_lateness_p99_ms": 12.4, "cpu_max_percent": 95.0,
                                   "cpu_over_90_fraction": 0.12},
                     "messages": ["success rate 72.5% is below the 80% fail threshold",
@@ -132,12 +133,12 @@ def test_html_header_verdict_and_banners(report):
 def test_html_slo_table(report):
     html = render_html(report)
     slo = html[html.index('id="slo"'):html.index('id="metrics"')]
-    assert slo.count("<tr class=\"slo-") == 6
-    assert "&lt;= 700.0" in slo and "&lt; 1000.0" in slo
+    assert slo.count("<tr class=\"slo-") == 5  # the judged ones; stt_final (no data) is listed apart
+    assert "&lt;= 700.0" in slo and "&lt; 1000.0" not in slo
     assert 'status-pass">✓ pass' in slo
     assert 'status-fail">✗ fail' in slo
     assert 'status-miss">⚠ miss' in slo
-    assert 'status-no_data">– no data' in slo
+    assert 'status-no_data' not in slo and "Not measured in this run (nothing in it produces them, so not judged): stt_final" in slo
     assert "+41.6%" in slo  # 212.35 vs 150
     assert "caller end of speech -&gt; first audible agent audio" in slo
 
@@ -282,8 +283,8 @@ def test_console_text_table_and_numbers(report):
     assert re.search(r"voice_loop\s+505\.0\s+580\.0\s+610\.7\s+p95 <= 700\.0\s+pass", row)
     row = next(line for line in out.splitlines() if line.strip().startswith("api_response_time"))
     assert "FAIL" in row and "p95 <= 150.0" in row
-    row = next(line for line in out.splitlines() if line.strip().startswith("stt_final"))
-    assert "no data" in row
+    assert not any(line.strip().startswith("stt_final") for line in out.splitlines())  # not judged: listed apart
+    assert "not measured in this run (nothing in it produces them, so not judged): stt_final" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("frame_send_lateness"))
     assert re.search(r"frame_send_lateness\s+0\.4\s+0\.9\s+1\.2\s+–\s+–", row)
     assert "\x1b[" not in out
@@ -291,8 +292,7 @@ def test_console_text_table_and_numbers(report):
 
 def test_console_row_order(report):
     names = [r["metric"] for r in metric_rows(report)]
-    assert names == ["voice_loop", "ws_handshake", "ws_ping_rtt", "api_response_time", "llm_ttft", "stt_final",
-                     "frame_send_lateness"]
+    assert names == ["voice_loop", "ws_handshake", "ws_ping_rtt", "api_response_time", "llm_ttft", "frame_send_lateness"]
     llm = next(r for r in metric_rows(report) if r["metric"] == "llm_ttft")
     assert llm["p95"] == "612.0" and llm["verdict"] == "miss"  # observed from the SLO when no metric entry
 
@@ -300,9 +300,9 @@ def test_console_row_order(report):
 def test_console_verdict_line_and_messages(report):
     out = summary_text(report)
     assert "verdict FAIL" in out
-    assert "success rate 72.5%" in out
-    assert "requests 1234 / failures 339" in out
-    assert "calls 20 started / 19 completed" in out
+    assert "call success 72.5% (19 of 20 calls)" in out
+    assert "requests 1234 / failures 339 (27.5% errors)" in out
+    assert "calls 20 started / 19 completed / 1 failed" in out
     assert "generator OVERLOADED" in out and "interrupted" in out
     for message in report["summary"]["messages"]:
         assert message in out  # including literal "[bold]x[/]": never parsed as markup
@@ -320,3 +320,16 @@ def test_console_empty_report(empty):
     out = summary_text(empty)
     assert "no data" in out
     assert "verdict" in out
+
+
+def test_junit_takes_its_thresholds_from_the_report(report):
+    """A YAML override of the verdict thresholds changes junit.xml as it changes report.json."""
+    report["summary"].update(success_rate=85.0, generator_healthy=False)
+    by_name = {c.get("name"): c for c in _parse(render_junit(report)).findall("testcase")}
+    assert by_name["success_rate"].find("failure") is None  # 85 % holds the default 80 % floor
+    assert "limit 10 ms" in by_name["generator_healthy"].find("failure").text
+    report["thresholds"] = {"fail_success_rate_below": 90.0, "generator_lateness_p99_ms": 5.0}
+    by_name = {c.get("name"): c for c in _parse(render_junit(report)).findall("testcase")}
+    assert by_name["success_rate"].find("failure").get("message") == "call success rate 85.0% < 90%"
+    assert "limit 5 ms" in by_name["generator_healthy"].find("failure").text
+    assert "(limit 5 ms)" in render_html(report)

@@ -36,7 +36,7 @@ from metrics.recorder import RECORDER
 from scenarios.catalog import Catalog, Scenario, ScenarioError, load_catalog, weighted_order
 from users.call_setup import MediaTarget, start_call
 from users.voice import LocustCallObserver, VoiceCallerBase, browser_media
-from voice.call_session import CallPlan, CallResult, TurnScript
+from voice.call_session import CallPlan, CallResult, TurnScript, call_failure
 from voice.fixtures import clip_by_id
 
 CHANNELS = ("auto", "telephony", "browser")
@@ -122,14 +122,15 @@ def missing_keywords(scenario: Scenario, result: CallResult) -> str | None:
     return None
 
 
-def flow_failure(scenario: Scenario, result: CallResult, text_visible: bool) -> str | None:
-    """Why the flow failed, or None: every turn answered audibly in time and, where the agent's text is
-    visible, every expected keyword present."""
-    if result.failure is not None:
-        return result.failure
+def flow_failure(scenario: Scenario, result: CallResult) -> str | None:
+    """Why the flow failed, or None: the call worked for the caller (voice.call_session.call_failure: every
+    turn answered audibly in time, the socket kept, and, where the agent's text is visible, every expected
+    keyword present) and every scripted turn was played."""
+    if (failure := call_failure(result)) is not None:
+        return failure.reason
     if result.answered_turns < len(scenario.turns):
         return f"{result.answered_turns} of {len(scenario.turns)} turns answered"
-    return missing_keywords(scenario, result) if text_visible else None
+    return None
 
 
 def record_flow(scenario: Scenario, failure: str | None, total_ms: float, channel: str) -> None:
@@ -167,13 +168,14 @@ class ConsultationUser(VoiceCallerBase):
         number, scenario = flow_schedule().next()
         self.channel = flow_channel(requested_channel(), number, settings)
         started = time.perf_counter()
+        text_visible = self.channel == "browser"
+        checks = (lambda result: missing_keywords(scenario, result)) if text_visible else None
         try:
-            result = self.run_call(settings, plan_for(scenario, settings), FlowObserver(scenario.priority))
+            result = self.run_call(settings, plan_for(scenario, settings), FlowObserver(scenario.priority), checks)
         except GreenletExit:
             RECORDER.count("flows_interrupted")
             raise
-        text_visible = self.channel == "browser"
-        failure = flow_failure(scenario, result, text_visible)
+        failure = flow_failure(scenario, result)
         if text_visible and result.completed:
             RECORDER.count("flow_keywords_checked", sum(1 for t in scenario.turns if t.expect))
         record_flow(scenario, failure, (time.perf_counter() - started) * 1000.0, self.channel)

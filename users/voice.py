@@ -16,6 +16,7 @@ import json
 import random
 import time
 import uuid
+from typing import Callable
 from urllib.parse import urlencode
 
 import websocket
@@ -31,12 +32,13 @@ from users.call_setup import CallSetupError, MediaTarget, start_call
 from users.cross_check import client_minus_server
 from users.runtime import get_settings
 from voice.call_options import CallOptions
-from voice.call_session import CallPlan, CallResult, CallSession, TurnScript
+from voice.call_session import ANSWERED, UNANSWERED, CallPlan, CallResult, CallSession, TurnScript, call_failure
 from voice.faults import FaultInjector, fault_rng
 from voice.fixtures import caller_clips
 
 BARGE_IN_AFTER_MS = 800.0  # an interruption starts this long into the agent's audible reply
 DTMF_DIGITS = "0123456789*#"
+IDLE_S = 3600.0  # a caller that has placed its --calls-per-user calls waits this long (it is stopped long before)
 MAX_LEGS = 1000  # bound of the new calls one call may place after injected disconnects and reconnects
 _FAULT_STREAMS = itertools.count()  # numbers the callers of this process, for their seeded fault generators
 
@@ -46,6 +48,7 @@ class LocustCallObserver:
 
     def __init__(self) -> None:
         self.worst_lateness = 0.0
+        self.frames = 0
 
     def metric(self, group: str, name: str, ms: float, error: str | None = None) -> None:
         emit(group, name, ms, error)
@@ -61,11 +64,14 @@ class LocustCallObserver:
 
     def lateness(self, ms: float) -> None:
         RECORDER.record("frame_send_lateness", ms, "websocket")
+        self.frames += 1
         if ms > self.worst_lateness:
             self.worst_lateness = ms
 
     def flush(self) -> None:
-        """Every frame is in the exact histogram; Locust gets one row per call: its worst frame."""
+        """Every frame is in the exact histogram; Locust gets one row per call that sent any: its worst frame."""
+        if not self.frames:
+            return
         events.request.fire(request_type="websocket", name="frame_send_lateness", response_time=self.worst_lateness,
                             response_length=0, exception=None, context={})
 
@@ -84,13 +90,24 @@ class VoiceCallerBase(FastHttpUser):
     """Shared call lifecycle: connect, run the measured session, count the outcome, cross-check."""
 
     abstract = True
-    wait_time = between(0.5, 1.5)
+    between_calls = between(0.5, 1.5)
+    calls_made = 0
+
+    def wait_time(self) -> float:
+        """A pause between calls; once a caller with --calls-per-user has placed its calls, it waits idle (in
+        Locust's waiting state, so a stop ends it at once) until the run or its load phase ends."""
+        limit = CallOptions.from_options(getattr(self.environment, "parsed_options", None)).calls_per_user
+        return IDLE_S if limit and self.calls_made >= limit else self.between_calls()
 
     def connect_media(self, settings: Settings) -> MediaTarget:
         raise NotImplementedError
 
     @task
     def call(self) -> None:
+        limit = CallOptions.from_options(getattr(self.environment, "parsed_options", None)).calls_per_user
+        if limit and self.calls_made >= limit:
+            return
+        self.calls_made += 1
         self.one_call(get_settings())
 
     def one_call(self, settings: Settings) -> None:
@@ -110,48 +127,57 @@ class VoiceCallerBase(FastHttpUser):
             self._fault_rng = fault_rng(next(_FAULT_STREAMS))
         return self._fault_rng
 
-    def run_call(self, settings: Settings, plan: CallPlan, observer: LocustCallObserver) -> CallResult:
-        """Start a call, run `plan` over its media socket, count the outcome, log and cross-check it.
+    def run_call(self, settings: Settings, plan: CallPlan, observer: LocustCallObserver,
+                 checks: Callable[[CallResult], str | None] | None = None) -> CallResult:
+        """Start a call, run `plan` over its media socket, judge and count the outcome, log and cross-check it.
         A call that never started comes back with no turns and the reason in `failure`. After an injected
         disconnect or reconnect the call goes on as a new call (counted `calls_reconnected`) with the turns
-        left; the outcome counts once for the whole, plus `calls_completed_with_faults` if faults were injected."""
+        left; the outcome counts once for the whole, plus `calls_completed_with_faults` if faults were injected.
+        `checks`: the caller's own checks of a call that worked (a consultation's expected keywords): the
+        reason they failed, or None."""
         RECORDER.count("calls_attempted")
-        opened = self.open_media(settings, first=True)
-        if isinstance(opened, str):
-            RECORDER.count("calls_failed")
-            return CallResult(failure=opened)
-        result: CallResult | None = None
-        hangup_at = opened[2] + plan.call_duration_s if plan.call_duration_s > 0 else None
         legs: list[tuple[str, str, float, float, CallResult]] = []  # call id, protocol, opened, ended, result
-        outcome = "calls_interrupted"
         try:
-            for _ in range(MAX_LEGS):
-                media, ws, opened_at = opened
-                first_turn = 0 if result is None else result.continue_from
-                leg = CallSession(ws, media.codec, plan, observer, first_turn=first_turn, hangup_at=hangup_at).run()
-                legs.append((media.call_id, media.codec.name, opened_at, time.perf_counter(), leg))
-                if leg.dropped:
-                    RECORDER.count("ws_dropped")
-                if result is legs[0][4] and len(legs) > 1:  # the whole call is more than its first leg
-                    result = CallResult().absorb(result)
-                result = leg if result is None else result.absorb(leg)
-                if result.continue_from is None or result.failure is not None:
-                    break
-                opened = self.open_media(settings, first=False)
-                if isinstance(opened, str):  # the new call after a fault never started: a real failure
-                    result.failure = opened
-                    break
-            result.continue_from = None
-            outcome = "calls_completed" if result.completed else "calls_failed"
-            if outcome == "calls_completed" and result.faults:
-                RECORDER.count("calls_completed_with_faults")
+            result = self._talk(settings, plan, observer, legs)
+        except BaseException:
+            RECORDER.count("calls_interrupted")  # stopped by the run's end: not judged
+            raise
         finally:
-            RECORDER.count(outcome)
             observer.flush()
+        if checks is not None and call_failure(result) is None:
+            result.checks_failed = checks(result)
+        count_call_outcome(result)
         for call_id, protocol, opened_at, ended_at, leg in legs:
             if settings.call_log:
                 append_call_log(settings.call_log, call_id, protocol, leg, ended_at - opened_at)
             self.cross_check(settings, call_id, opened_at, leg)
+        return result
+
+    def _talk(self, settings: Settings, plan: CallPlan, observer: LocustCallObserver,
+              legs: list[tuple[str, str, float, float, CallResult]]) -> CallResult:
+        """The call's media sessions, one after another after injected disconnects; each goes into `legs`."""
+        opened = self.open_media(settings, first=True)
+        if isinstance(opened, str):
+            return CallResult(failure=opened, setup_failed=True)
+        result: CallResult | None = None
+        hangup_at = opened[2] + plan.call_duration_s if plan.call_duration_s > 0 else None
+        for _ in range(MAX_LEGS):
+            media, ws, opened_at = opened
+            first_turn = 0 if result is None else result.continue_from
+            leg = CallSession(ws, media.codec, plan, observer, first_turn=first_turn, hangup_at=hangup_at).run()
+            legs.append((media.call_id, media.codec.name, opened_at, time.perf_counter(), leg))
+            if leg.dropped:
+                RECORDER.count("ws_dropped")
+            if result is legs[0][4] and len(legs) > 1:  # the whole call is more than its first leg
+                result = CallResult().absorb(result)
+            result = leg if result is None else result.absorb(leg)
+            if result.continue_from is None or result.failure is not None:
+                break
+            opened = self.open_media(settings, first=False)
+            if isinstance(opened, str):  # the new call after a fault never started: a real failure
+                result.failure, result.setup_failed = opened, True
+                break
+        result.continue_from = None
         return result
 
     def open_media(self, settings: Settings, first: bool) -> tuple[MediaTarget, websocket.WebSocket, float] | str:
@@ -225,6 +251,23 @@ def browser_media(settings: Settings) -> MediaTarget:
     return MediaTarget(call_id, url, {}, BrowserCodec())
 
 
+def count_call_outcome(result: CallResult) -> None:
+    """A call that ended, as the caller experienced it: calls_completed, or calls_failed and
+    calls_failed_<why>; and its turns answered or not (turns cut by the planned hang-up are neither)."""
+    failure = call_failure(result)
+    RECORDER.count("calls_failed" if failure else "calls_completed")
+    if failure is not None:
+        RECORDER.count(f"calls_failed_{failure.kind}")
+    elif result.faults:
+        RECORDER.count("calls_completed_with_faults")
+    answered = sum(1 for turn in result.turns if turn.outcome == ANSWERED)
+    unanswered = sum(1 for turn in result.turns if turn.outcome == UNANSWERED)
+    if answered:
+        RECORDER.count("turns_answered", answered)
+    if unanswered:
+        RECORDER.count("turns_unanswered", unanswered)
+
+
 def call_record(call_id: str, protocol: str, result: CallResult, duration_s: float | None = None) -> dict:
     """One call's per-turn timings (ms), as measured: the call log's line (`duration_s`: socket open to
     hang-up; `continues`: an injected disconnect/reconnect, the call goes on as the next line's call)."""
@@ -237,7 +280,9 @@ def call_record(call_id: str, protocol: str, result: CallResult, duration_s: flo
               "stt_first_partial": since(t.first_partial_at, t.speech_start_at),
               "stt_final": since(t.final_at, t.speech_end_at), "outcome": t.outcome, "fault": t.fault}
              for t in result.turns]
-    return {"call_id": call_id, "protocol": protocol, "completed": result.completed, "failure": result.failure,
+    failure = call_failure(result)
+    return {"call_id": call_id, "protocol": protocol, "completed": failure is None,
+            "failure": None if failure is None else failure.reason, "failure_kind": None if failure is None else failure.kind,
             "duration_s": None if duration_s is None else round(duration_s, 3), "faults": list(result.faults),
             "continues": result.continue_from is not None, "turns": turns}
 

@@ -77,6 +77,7 @@ class CallPlan:
     pong_timeout_s: float = 5.0
     audible_rms: float = DEFAULT_SPEECH_RMS
     max_call_s: float = 300.0
+    max_reply_s: float = 60.0  # a reply still going this long after it became audible is talked over
     call_duration_s: float = 0.0  # > 0: cycle the turns until this long after the socket opened, then hang up
     chunk_bytes: int = 0  # > 0 or chunk_interval_ms > 0: fixed chunks instead of the codec's frames
     chunk_interval_ms: float = 0.0
@@ -129,10 +130,13 @@ class CallResult:
     faults: list[str] = field(default_factory=list)  # injected on purpose
     continue_from: int | None = None  # an injected disconnect or reconnect: the next turn, on a new call
 
+    setup_failed: bool = False  # the call never got its media socket
+    checks_failed: str | None = None  # the caller's own checks of the call (a consultation's keywords) failed: why
+
     @property
     def completed(self) -> bool:
-        """No failure, and every turn answered (or cut by the planned hang-up or an injected disconnect)."""
-        return self.failure is None and self.answered_turns + self.cut_turns + self.abandoned_turns == len(self.turns)
+        """What the caller experienced was a working call (see `call_failure`)."""
+        return call_failure(self) is None
 
     def absorb(self, later: "CallResult") -> "CallResult":
         """Add the session that continued this call after a reconnect."""
@@ -143,9 +147,44 @@ class CallResult:
         self.frames_sent += later.frames_sent
         self.dropped = self.dropped or later.dropped
         self.failure = self.failure or later.failure
+        self.setup_failed = self.setup_failed or later.setup_failed
         self.faults += later.faults
         self.continue_from = later.continue_from
         return self
+
+
+# Why a call failed, from the caller's side (counted as calls_failed_<kind>)
+SETUP_FAILED = "setup"  # the call never got its media socket
+DROPPED = "dropped"  # the socket closed or broke before the caller hung up
+UNANSWERED_TURN = "unanswered"  # a turn got no audible answer within its timeout
+NEVER_HEARD = "never_heard"  # the caller hung up as planned without having heard the agent once
+CHECKS_FAILED = "checks"  # a consultation's own checks (expected keywords) failed
+OTHER_FAILURE = "other"
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    kind: str
+    reason: str
+
+
+def call_failure(result: CallResult) -> CallFailure | None:
+    """Why the caller would call this call a failure, or None: it was set up, its socket was not dropped,
+    every turn was answered audibly within its timeout (turns cut by the planned hang-up or an injected
+    disconnect excepted), and the caller heard the agent at least once."""
+    if result.setup_failed:
+        return CallFailure(SETUP_FAILED, result.failure or "call setup failed")
+    if result.dropped:
+        return CallFailure(DROPPED, result.failure or "the socket closed mid-call")
+    if any(turn.outcome == UNANSWERED for turn in result.turns):
+        return CallFailure(UNANSWERED_TURN, result.failure or "a turn got no audible answer")
+    if result.failure is not None:
+        return CallFailure(OTHER_FAILURE, result.failure)
+    if result.checks_failed is not None:
+        return CallFailure(CHECKS_FAILED, result.checks_failed)
+    if result.answered_turns == 0:
+        return CallFailure(NEVER_HEARD, f"hung up after {len(result.turns)} turn(s) without hearing the agent once")
+    return None
 
 
 class _HangUp(Exception):
@@ -340,18 +379,24 @@ class CallSession:
         self.observer.count("audio_stream_ms", round(wall_ms))
 
     def _await_reply(self, pacer: AudioPacer, index: int, turn: Turn, until_audible_only: bool) -> int:
-        """Send silence until the agent's reply is over (or just audible); -1 when the call must end."""
+        """Send silence until the agent's reply is over (or just audible); -1 when the call must end. The turn
+        timeout bounds the wait for the answer to begin, not for it to end: a reply longer than max_reply_s
+        is talked over, as a caller would."""
         give_up_at = min(turn.speech_end_at + self.plan.turn_timeout_s, self.call_deadline)
         while True:
             if turn.awaiting_stop:
                 self._check_audio_stopped(turn)
-            if turn.first_audible_at is not None and (until_audible_only or self._reply_done(turn)):
+            heard = turn.first_audible_at
+            if heard is not None and (until_audible_only or self._reply_done(turn)):
                 return index
             if self.closed:
                 return -1
-            if pacer.deadline(index) >= give_up_at:
+            due = pacer.deadline(index)
+            if heard is None and due >= give_up_at:
                 self._turn_unanswered(turn)
                 return -1
+            if heard is not None and (due >= heard + self.plan.max_reply_s or due >= self.call_deadline):
+                return index
             index = self._send_frame(pacer, index, self.silence)
 
     def _send_frame(self, pacer: AudioPacer, index: int, payload: bytes) -> int:
@@ -391,14 +436,22 @@ class CallSession:
         if now < turn.speech_start_at or (last is not None and now - last <= self.plan.reply_gap_s):
             return
         turn.awaiting_stop = False
-        if last is None or last < turn.speech_start_at:
-            self.observer.metric("voice", "barge_in", 0.0, "the agent had finished before the interruption began")
+        if last is None or last < turn.speech_start_at:  # nothing to interrupt: not the agent's failure
+            self.observer.count("barge_in_too_late")
             return
         turn.stopped_at = last
         self.observer.metric("voice", "barge_in", (last - turn.speech_start_at) * 1000.0)
 
     def _finish_reply(self, turn: Turn) -> None:
-        """Playback figures of a reply, once it is over."""
+        """Playback figures of a reply, once it is over; on a socket that shows the caller's transcripts, an
+        answered turn without them is a failed stt_first_partial / stt_final."""
+        if self.codec.carries_transcripts and turn.outcome == ANSWERED and turn.first_audible_at is not None:
+            if turn.first_partial_at is None:
+                self.observer.metric("voice", "stt_first_partial", (turn.first_audible_at - turn.speech_start_at) * 1000.0,
+                                     "no partial transcript of the caller in this turn")
+            if turn.final_at is None:
+                self.observer.metric("voice", "stt_final", max(0.0, turn.voice_loop_ms),
+                                     "no final transcript of the caller in this turn")
         playout, turn.playout = turn.playout, None
         if playout is None or playout.frames < 2:
             return

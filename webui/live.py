@@ -90,10 +90,7 @@ def live_snapshot(environment: Environment, clock, recorder: MetricsRecorder = R
     """Everything the Voice SLOs tab shows, as one JSON-able dict."""
     settings = get_settings()
     runner = environment.runner
-    summaries = metric_summaries(recorder)
-    run_rates = rates(recorder)
-    evaluated = evaluate_slos(settings.slo, summaries, run_rates, settings.thresholds)
-    outcome, reasons = verdict(evaluated, run_rates, settings.thresholds)
+    summaries, run_rates, evaluated, outcome, reasons = judge(recorder, settings)
     slo_results = [r.as_dict() for r in evaluated]
     by_metric: dict[str, list[dict]] = {}
     for result in slo_results:
