@@ -53,6 +53,9 @@ class TargetProfile(BaseModel):
     relay_ws: Endpoint | None = None
 
 
+ENDPOINT_NAMES: tuple[str, ...] = tuple(name for name in TargetProfile.model_fields if name != "description")
+
+
 def _ep(path: str, method: str = "GET", protocol: str = "http") -> Endpoint:
     return Endpoint(path=path, method=method, protocol=protocol)
 
@@ -97,6 +100,7 @@ class SloTarget(BaseModel):
     op: Literal["<", "<=", ">", ">="] = "<="
     target: float
     description: str = ""
+    on_miss: Literal["warn", "fail"] = "warn"  # what a missed target makes of the run (latencies also fail past the miss factor)
 
 
 DEFAULT_SLOS: list[SloTarget] = [
@@ -113,8 +117,12 @@ DEFAULT_SLOS: list[SloTarget] = [
     # not in the seeds: the per-turn session write and conversation upsert sit on the caller's path
     SloTarget(metric="redis_hset", op="<=", target=20, description="per-turn Redis session write (HSET)"),
     SloTarget(metric="cosmos_upsert", op="<=", target=50, description="per-turn Cosmos conversation upsert"),
-    SloTarget(metric="success_rate", stat="value", op=">=", target=95, description="requests and voice events that succeeded, %"),
-    SloTarget(metric="critical_error_rate", stat="value", op="<=", target=0.5, description="calls that failed, % of calls started"),
+    SloTarget(metric="success_rate", stat="value", op=">=", target=95,
+              description="calls that succeeded, % of the calls that ended (requests, in a run that placed no calls)"),
+    SloTarget(metric="critical_error_rate", stat="value", op="<=", target=0.5, on_miss="fail",
+              description="calls that failed, % of the calls that ended"),
+    SloTarget(metric="error_rate", stat="value", op="<=", target=5,
+              description="requests that failed, % of every request (REST, handshakes, pings, backend calls)"),
 ]
 
 
@@ -140,6 +148,8 @@ class Settings(BaseModel):
     ws_base_url: str | None = None
     profile: str = "artagent-v1"
     profiles: dict[str, TargetProfile] = Field(default_factory=lambda: dict(BUILTIN_PROFILES))
+    absent_endpoints: tuple[str, ...] = Field((), description="endpoints of the profile the target does not serve "
+                                              "(found at preflight): every user leaves them out")
     insecure: bool = False
 
     redis_url: SecretStr | None = None
@@ -183,6 +193,14 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not a {'/'.join(s + '://' for s in allowed)} URL")
         return value.rstrip("/")
 
+    @field_validator("absent_endpoints", mode="before")
+    @classmethod
+    def _endpoint_names(cls, value: Any) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in value.split(",") if n.strip()) if isinstance(value, str) else tuple(value or ())
+        if unknown := [n for n in names if n not in ENDPOINT_NAMES]:
+            raise ValueError(f"unknown endpoint {unknown[0]!r} (known: {', '.join(ENDPOINT_NAMES)})")
+        return names
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -203,7 +221,10 @@ class Settings(BaseModel):
     # -- derived -------------------------------------------------------------------------------
     @property
     def target_profile(self) -> TargetProfile:
-        return self.profiles[self.profile]
+        """The profile, without the endpoints the target was found not to serve (health always stays)."""
+        profile = self.profiles[self.profile]
+        absent = {name: None for name in self.absent_endpoints if name != "health"}
+        return profile.model_copy(update=absent) if absent else profile
 
     @property
     def websocket_base_url(self) -> str | None:
@@ -261,6 +282,7 @@ ENV_VARS: dict[str, str] = {
     "VOICELOAD_RESULTS_DIR": "results_dir",
     "VOICELOAD_INSECURE": "insecure",
     "VOICELOAD_CALL_LOG": "call_log",
+    "VOICELOAD_ABSENT_ENDPOINTS": "absent_endpoints",
 }
 
 

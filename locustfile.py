@@ -23,7 +23,8 @@ from config import BUILTIN_PROFILES, ConfigError, load_settings
 from metrics import locust_plugin
 from orchestrator.arg_types import fraction, non_negative_float, non_negative_int, positive_float
 from metrics.recorder import RECORDER
-from reporting.report import build_report
+from orchestrator.capacity import step_verdicts
+from reporting.report import build_report, phase_rows
 from shapes import add_shape_options, install_shape  # never the shape classes: Locust would pick one up
 from reporting.writer import write_run_outputs
 from users.api import ApiUser
@@ -68,6 +69,9 @@ def _add_options(parser) -> None:
     group.add_argument("--samples-file", default=None, include_in_web_ui=False,
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")
+    group.add_argument("--absent-endpoints", default="", include_in_web_ui=False, env_var="VOICELOAD_ABSENT_ENDPOINTS",
+                       help="comma-separated endpoints of the profile the target does not serve (run_load_tests.py "
+                       "finds them at preflight): every user leaves them out")
     group.add_argument("--call-log", default=None, include_in_web_ui=False, help="append one JSON line per finished call with its per-turn timings")
     group.add_argument("--master-heartbeat-timeout", type=positive_float, default=MASTER_HEARTBEAT_TIMEOUT_S, metavar="S",
                        env_var="VOICELOAD_MASTER_HEARTBEAT_TIMEOUT", include_in_web_ui=False,
@@ -88,6 +92,12 @@ def _add_options(parser) -> None:
     group.add_argument("--chunk-interval-ms", type=non_negative_float, default=0.0, metavar="MS", include_in_web_ui=False,
                        help="one audio message every MS ms, on absolute deadlines (default 0: real time for "
                        "--chunk-bytes, or the profile's own frames)")
+    group.add_argument("--calls-per-user", type=non_negative_int, default=0, metavar="N", include_in_web_ui=False,
+                       help="each phone or browser caller places N calls, then waits idle until it is stopped, so a "
+                       "test type's -n calls are exactly N calls (default 0: calls until the run ends)")
+    group.add_argument("--stop-at-broken-phase", action="store_true", default=False, include_in_web_ui=False,
+                       help="end the load shape at the first phase that breaks an SLO or the success floor (the "
+                       "capacity finder's steps); default: run every phase")
     group.add_argument("--fault-rate", type=fraction, default=0.0, metavar="P", include_in_web_ui=False,
                        help="chance per turn, 0-1, that the caller injects a fault on purpose: skipped chunks, a "
                        "malformed frame, an abrupt disconnect mid-turn or a reconnect (default 0: off)")
@@ -122,7 +132,7 @@ def _on_init(environment, **_kw) -> None:
     if LLMUser in environment.user_classes:
         load_llm_sdk()
     install_shape(environment)
-    clock = locust_plugin.install(environment, _write_reports)
+    clock = locust_plugin.install(environment, _write_reports, _end_at_a_broken_phase)
     install_voice_tab(environment, clock)
     environment.events.test_start.add_listener(_refresh_settings)
 
@@ -131,7 +141,8 @@ def _settings_from_options(environment):
     options = environment.parsed_options
     return load_settings(
         {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
-         "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate, "call_log": options.call_log},
+         "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate, "call_log": options.call_log,
+         "absent_endpoints": options.absent_endpoints or None},
         config_file=options.voiceload_config,
     )
 
@@ -143,6 +154,19 @@ def _refresh_settings(environment, **_kw) -> None:
         set_settings(_settings_from_options(environment))
     except ConfigError as exc:
         log.error("voiceload: %s; keeping the previous settings", exc)
+
+
+def _end_at_a_broken_phase(environment, phase: str) -> None:
+    """With --stop-at-broken-phase: a phase (a capacity step) that broke an SLO or the success floor ends the
+    shape, as the capacity finder stops "until" something breaks."""
+    shape = environment.shape_class
+    if not getattr(environment.parsed_options, "stop_at_broken_phase", False) or shape is None:
+        return
+    step = step_verdicts(phase_rows(RECORDER, [{"name": phase}], get_settings()))[0]
+    if not step["held"] and hasattr(shape, "end_now"):
+        broken = ", ".join(b["metric"] for b in step["broken"]) or "no samples"
+        log.info("voiceload: %s broke (%s): ending the shape there", phase, broken)
+        shape.end_now(f"{phase} broke: {broken}")
 
 
 def _write_reports(environment, clock: locust_plugin.RunClock) -> None:

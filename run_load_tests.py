@@ -12,6 +12,7 @@ configuration · 3 target unreachable at preflight · 4 generator overloaded, fi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,7 +24,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from config import BUILTIN_PROFILES, ConfigError, Settings, load_settings, redact_url
+from config import BUILTIN_PROFILES, ENDPOINT_NAMES, ConfigError, Settings, load_settings, redact_url
+from orchestrator.capabilities import (BACKENDS, CALLER_KINDS, KIND_NEEDS, Capability, absent_endpoints, backend_capabilities,
+                                       because, fit_counts, lacking, missing_required, no_call_channel, probe_target)
 from orchestrator.local_stack import StackError, start_local_stack
 from orchestrator.groups import DEFAULT_STOP_TIMEOUT_S, GROUP_NAMES, STOP_TIMEOUT_S, GroupPlan, plan_groups, wall_time_s
 from orchestrator.locust_run import LocustJob, locust_command, locust_env, run_locusts
@@ -37,7 +40,7 @@ from orchestrator.capacity import capacity_line, find_capacity
 from orchestrator.db_pool import ENVIRONMENTS, POOL_KEYS, pool_findings, read_env_file
 from orchestrator.http_basic import check_http_basic
 from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, SUITES, Suite
-from orchestrator.test_types import add_test_type_options, shape_options, test_summary_line
+from orchestrator.test_types import ONE_CALL_EACH, add_test_type_options, shape_options, test_summary_line
 from orchestrator.test_types import result_fields as test_result_fields
 from orchestrator.test_types import validate as validate_test_type
 from metrics.recorder import MetricsRecorder
@@ -47,6 +50,7 @@ from reporting.writer import write_run_outputs
 from shapes import ShapeError, default_options as default_shape_options, shape_from_options
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_GENERATOR = 0, 1, 2, 3, 4
+CAPABILITY_NAMES = (*ENDPOINT_NAMES, *BACKENDS)
 
 
 def parse_duration(text: str) -> int:
@@ -107,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--find-capacity", action="store_true", help="step phone calls up (--capacity-start, "
                         "--capacity-step, --capacity-max, --capacity-step-duration) until an SLO or the 80%% success "
                         "floor breaks; reports the largest level that held and which metric broke first")
+    parser.add_argument("--capacity-full", action="store_true", help="with --find-capacity: run every step up to "
+                        "--capacity-max even after one broke (default: stop at the first step that breaks)")
     parser.add_argument("--capacity-start", type=positive_int, default=5, help="calls in the first step (default 5)")
     parser.add_argument("--capacity-step", type=positive_int, default=5, help="calls added per step (default 5)")
     parser.add_argument("--capacity-max", type=positive_int, default=100, help="calls in the last step (default 100)")
@@ -127,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two runs instead of running "
                         "(run folders, report.json files or run ids under --results-dir): prints the change of every "
                         "metric, writes compare.json (or --output), exits 1 when an SLO that held in RUN_A misses in RUN_B")
+    parser.add_argument("--require", metavar="NAME[,NAME...]", help="capabilities the target must have, or the run "
+                        "stops at preflight with exit 3: endpoints of the profile (" + ", ".join(ENDPOINT_NAMES) + ") "
+                        "or backend services (" + ", ".join(BACKENDS) + "). Without it, users whose endpoint the target "
+                        "lacks or whose service is not configured are left out, each with one line, and the run is "
+                        "judged on what the agent has")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a warn verdict too (default: warn exits 0)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (https/wss); the report says so")
     parser.add_argument("--print-config", action="store_true", help="print the resolved configuration (secrets redacted) and exit")
@@ -150,11 +161,24 @@ def fail_input(message: str) -> int:
 
 
 def resolve_settings(args: argparse.Namespace, suite: Suite) -> Settings:
+    """Defaults < the suite's < --config YAML < environment < command line: a value the YAML, the environment
+    or the command line gives wins over the suite's (turns per call, users, spawn rate, run time)."""
     overrides = {"api_base_url": args.host, "profile": args.profile, "results_dir": args.results_dir,
-                 "turns_per_call": args.turns_per_call or suite.turns_per_call, "insecure": args.insecure or None,
-                 "barge_in_rate": args.barge_in_rate,
-                 "users": args.users}
-    return load_settings(overrides, config_file=args.config)
+                 "turns_per_call": args.turns_per_call, "insecure": args.insecure or None,
+                 "barge_in_rate": args.barge_in_rate, "users": args.users, "spawn_rate": args.spawn_rate,
+                 "test_duration": args.run_time}
+    settings = load_settings(overrides, config_file=args.config)
+    if "turns_per_call" not in settings.model_fields_set:
+        settings.turns_per_call = suite.turns_per_call
+    if "spawn_rate" not in settings.model_fields_set:
+        settings.spawn_rate = suite.spawn_rate
+    return settings
+
+
+def run_time_override(settings: Settings) -> int | None:
+    """Seconds every group runs when -t, TEST_DURATION or the YAML's test_duration says so, else None (the
+    suite's own per-group durations)."""
+    return settings.test_duration if "test_duration" in settings.model_fields_set else None
 
 
 def ensure_writable(directory: Path) -> str | None:
@@ -169,8 +193,9 @@ def ensure_writable(directory: Path) -> str | None:
 
 
 def group_job(index: int, plan: GroupPlan, run_dir: Path, host: str, args: argparse.Namespace, settings: Settings,
-              suite: Suite) -> LocustJob:
-    """The Locust command of one group: its own folder, its user counts, and a samples file to merge."""
+              suite: Suite, absent: list[str]) -> LocustJob:
+    """The Locust command of one group: its own folder, its user counts, the endpoints the target lacks
+    (`absent`: every user leaves them out), and a samples file to merge."""
     group_dir = run_dir / plan.name
     processes = args.processes if args.processes and args.processes > 1 else None
     port = free_port() if processes else None  # groups running at once must not share Locust's master port
@@ -179,12 +204,13 @@ def group_job(index: int, plan: GroupPlan, run_dir: Path, host: str, args: argpa
               # a port per group: workers of the previous group may still be saying goodbye on its port
               "master_bind_port": args.master_bind_port + index} if args.expect_workers else {}
     timed = not plan.shape  # a shape sets the users over time and ends by itself
-    command = locust_command(group_dir, host, plan.users if timed else None, args.spawn_rate or suite.spawn_rate,
+    command = locust_command(group_dir, host, plan.users if timed else None, settings.spawn_rate,
                              plan.run_time_s if timed else None, {
         "target_profile": settings.profile, "suite": None if args.test_type or args.find_capacity else suite.name, **plan.counts, **plan.shape,
         "turns_per_call": settings.turns_per_call, "barge_in_rate": args.barge_in_rate,
         "voiceload_config": args.config, "call_log": run_dir / "calls.jsonl", "samples_file": group_dir / SAMPLES_FILE,
         "processes": processes, "master_bind_port": port, "master_port": port, **remote, **caller_options(args),
+        "absent_endpoints": ",".join(absent), "stop_at_broken_phase": args.find_capacity and not args.capacity_full,
     }, plan.user_classes, STOP_TIMEOUT_S.get(plan.name, DEFAULT_STOP_TIMEOUT_S))
     return LocustJob(plan.name, command, group_dir, plan.run_time_s)
 
@@ -193,7 +219,8 @@ def caller_options(args: argparse.Namespace) -> dict[str, object]:
     """The test type's call length, audio chunking and injected faults, as the callers' Locust options."""
     if not args.test_type or args.test_type == "http_basic":
         return {}
-    options: dict[str, object] = {"call_duration": args.duration}
+    options: dict[str, object] = {"call_duration": args.duration,
+                                  "calls_per_user": 1 if args.test_type in ONE_CALL_EACH else None}
     if args.chunk_size:
         options["chunk_bytes"] = int(args.chunk_size * 1024)
     if args.interval:
@@ -256,6 +283,13 @@ def exit_code_for(report: dict, strict: bool) -> int:
     return EXIT_PASS
 
 
+def shape_plan(shape: dict[str, object]) -> GroupPlan:
+    """Phone callers under a load shape (a test type, the capacity finder): the shape sets users and time."""
+    built = shape_from_options(default_shape_options(**shape))
+    return GroupPlan("websocket", {}, int(round(built.duration_s)), shape=shape, user_classes=("TelephonyCaller",),
+                     shape_peak_users=built.peak_users)
+
+
 def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite) -> list[GroupPlan] | str:
     """The groups this run is made of (none for http_basic), or one line about bad input."""
     if args.find_capacity:
@@ -265,30 +299,22 @@ def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite) -> list
             return f"--capacity-start ({args.capacity_start}) must not exceed --capacity-max ({args.capacity_max})"
         shape = {"shape": "ramp", "ramp_start_users": args.capacity_start, "ramp_increment": args.capacity_step,
                  "ramp_max_users": args.capacity_max, "ramp_step_duration": args.capacity_step_duration}
-        duration = shape_from_options(default_shape_options(**shape)).duration_s
-        return [GroupPlan("websocket", {}, int(round(duration)), shape=shape, user_classes=("TelephonyCaller",))]
+        return [shape_plan(shape)]
     if args.test_type:
         if problem := validate_test_type(args):
             return problem
         if args.test_type == "http_basic":
             return []
-        shape = shape_options(args)
         try:
-            duration = shape_from_options(default_shape_options(**{k: v for k, v in shape.items()})).duration_s
+            return [shape_plan(shape_options(args))]
         except ShapeError as exc:
             return str(exc)
-        return [GroupPlan("websocket", {}, int(round(duration)), shape=shape, user_classes=("TelephonyCaller",))]
-    run_time = args.run_time or (settings.test_duration if os.environ.get("TEST_DURATION") else None)
+    run_time = run_time_override(settings)
     if args.backend_users is None:
         args.backend_users = suite.backend_users
     if args.backend_users < 0:
         return "--backend-users must be 0 or more"
-    counts = suite.split(args.users)
-    profile = settings.target_profile
-    for kind, endpoint in (("browser_users", profile.browser_ws), ("relay_users", profile.relay_ws)):
-        if endpoint is None and counts[kind]:  # this kind of agent has no such socket: call it by phone instead
-            counts["voice_users"] += counts[kind]
-            counts[kind] = 0
+    counts = suite.split(settings.users)
     counts.update({kind: args.backend_users for kind in BACKEND_KINDS})
     for kind, given in (("api_users", args.api_users), ("voice_users", args.websocket_users)):
         if given is not None:
@@ -303,6 +329,50 @@ def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite) -> list
     return plans
 
 
+def fit_plans(plans: list[GroupPlan], capabilities: list[Capability], profile: str) -> tuple[list[GroupPlan], list[str], str | None]:
+    """The groups with every user kind the target cannot serve left out (orchestrator.capabilities.fit_counts),
+    one line per kind left out, and the reason the run cannot go on at all (callers planned but no phone line
+    and no browser socket; a shape of phone callers without a phone line; nothing left to run), or None."""
+    fitted, lines = [], []
+    callers = any(plan.shape or any(plan.counts.get(kind) for kind in CALLER_KINDS) for plan in plans)
+    if callers and (why := no_call_channel(capabilities)):
+        return [], lines, f"no caller can reach the agent with profile {profile} (check --profile and --host): {why}"
+    for plan in plans:
+        if plan.shape:  # the test types and the capacity finder: phone callers under a load shape
+            if short := lacking(capabilities, KIND_NEEDS["voice_users"]):
+                return [], lines, f"{plan.describe()} needs a phone line: {because(short)}"
+            fitted.append(plan)
+            continue
+        counts, kind_lines = fit_counts(plan.counts, capabilities)
+        lines += kind_lines
+        if sum(counts.values()):
+            fitted.append(dataclasses.replace(plan, counts=counts))
+        else:
+            lines.append(f"group {plan.name} not run: none of its users has what it needs")
+    if plans and not fitted:
+        return [], lines, "nothing of this run can go ahead: " + "; ".join(lines)
+    return fitted, lines, None
+
+
+def settings_seen_by_locust(env: dict[str, str], args: argparse.Namespace) -> Settings:
+    """The settings the Locust processes will resolve from their environment (the local stack's services
+    included) and the --config file: what decides which backend services are configured."""
+    try:
+        return load_settings(env=env, config_file=args.config)
+    except ConfigError:
+        return load_settings(env={})
+
+
+def printable_config(settings: Settings, plans: list[GroupPlan], args: argparse.Namespace) -> dict:
+    """--print-config: the resolved settings (secrets redacted) and the groups that would run, with the
+    values really used (suite defaults < YAML < environment < command line), before preflight."""
+    return {**settings.redacted(), "run_plan": {
+        "groups": [{"name": p.name, "users": {k: v for k, v in p.counts.items() if v} or p.users, "run_time_s": p.run_time_s,
+                    **({"shape": p.shape} if p.shape else {})} for p in plans],
+        "parallel": args.parallel, "spawn_rate": settings.spawn_rate, "turns_per_call": settings.turns_per_call,
+        "note": "preflight may leave out users whose endpoints the target lacks or whose services are not configured"}}
+
+
 def fetch_target_counters(host: str, settings: Settings) -> dict[str, int] | None:
     """The reference target's own counters from its health endpoint (None if it does not answer)."""
     try:
@@ -313,10 +383,10 @@ def fetch_target_counters(host: str, settings: Settings) -> dict[str, int] | Non
 
 
 def run_groups(plans: list[GroupPlan], run_dir: Path, host: str, args: argparse.Namespace, settings: Settings,
-               suite: Suite, env: dict[str, str]) -> list[GroupOutcome]:
+               suite: Suite, env: dict[str, str], absent: list[str]) -> list[GroupOutcome]:
     """Each group's Locust, one after another or all at once; stops early on Ctrl-C / SIGTERM."""
     plan_of = {plan.name: plan for plan in plans}
-    jobs = [group_job(index, plan, run_dir, host, args, settings, suite) for index, plan in enumerate(plans)]
+    jobs = [group_job(index, plan, run_dir, host, args, settings, suite, absent) for index, plan in enumerate(plans)]
     outcomes: list[GroupOutcome] = []
     for batch in [jobs] if args.parallel else [[job] for job in jobs]:
         for job in batch:
@@ -342,9 +412,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = resolve_settings(args, suite)
     except ConfigError as exc:
         return fail_input(str(exc))
-    if args.print_config:
-        print(json.dumps(settings.redacted(), indent=2))
-        return EXIT_PASS
     if args.compare:
         return compare_runs(args.compare, Path(settings.results_dir), args.output)
     if args.web:
@@ -362,6 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     plans = plan_run(args, settings, suite)
     if isinstance(plans, str):
         return fail_input(plans)
+    required = [name.strip() for name in (args.require or "").split(",") if name.strip()]
+    if unknown := [name for name in required if name not in CAPABILITY_NAMES]:
+        return fail_input(f"--require {unknown[0]}: no such capability (known: {', '.join(CAPABILITY_NAMES)})")
+    if args.print_config:
+        print(json.dumps(printable_config(settings, plans, args), indent=2))
+        return EXIT_PASS
     if args.env:
         try:
             os.environ.update(read_env_file(args.env))
@@ -384,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     env = locust_env(argv, settings, None)
     target_counters: dict[str, int] | None = None
     outcomes: list[GroupOutcome] = []
+    capabilities: list[Capability] = []
+    not_run: list[str] = []
     http_basic = None
     try:
         if host is None:
@@ -395,17 +470,27 @@ def main(argv: list[str] | None = None) -> int:
         if reason := check_reachable(host, settings.target_profile.health.path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
+        env = locust_env(argv, settings, stack)
+        capabilities = probe_target(host, settings) + backend_capabilities(settings_seen_by_locust(env, args))
+        if short := missing_required(capabilities, required):
+            print(f"error: the target lacks what --require asks for: {because(short)}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+        plans, not_run, problem = fit_plans(plans, capabilities, settings.profile)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+        for line in not_run:
+            print(f"voiceload: {line}", flush=True)
         print(f"voiceload: {label} · profile {settings.profile} · "
               + (f"{'in parallel' if args.parallel else 'one group after another'}, {wall_time_s(plans, args.parallel)}s of load"
                  if plans else "10 requests") + f" · results in {run_dir}", flush=True)
-        env = locust_env(argv, settings, stack)
         watched = {**(stack.pids() if stack is not None else {}), **{f"pid {pid}": pid for pid in args.monitor_pid}}
         with ResourceMonitor(watched, args.monitor_interval) as monitor:
             if args.test_type == "http_basic":
                 http_basic = MetricsRecorder()
                 http_basic_fields = check_http_basic(host, settings, http_basic)
             else:
-                outcomes = run_groups(plans, run_dir, host, args, settings, suite, env)
+                outcomes = run_groups(plans, run_dir, host, args, settings, suite, env, absent_endpoints(capabilities))
         if stack is not None:
             target_counters = fetch_target_counters(host, settings)
     finally:
@@ -433,8 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         report["resources"]["db_pool"], findings = pool_findings(target_counters, pool)
         report["resources"]["bottlenecks"] += findings
     report["run"]["env"] = args.env
+    report["capabilities"] = [c.as_dict() for c in capabilities]
+    report["summary"]["messages"] += not_run
     report["summary"]["messages"] += [f"bottleneck: {line}" for line in report["resources"]["bottlenecks"]]
-    for plan in plans[len(outcomes):]:
+    for plan in plans[len(outcomes):] if http_basic is None else ():
         report["run"]["interrupted"] = True
         report["summary"]["messages"].append(f"group {plan.name} did not run: the run was interrupted")
     if args.test_type:

@@ -50,8 +50,12 @@ class RunClock:
         self.planned_run_time = planned
 
 
-def install(environment: Environment, on_quit) -> RunClock:
-    """Register the listeners for this process's role; `on_quit(environment, clock)` writes reports."""
+PHASE_REPORT_DELAY_S = 3.5  # a master hears of a phase's last worker samples within Locust's report interval (3 s)
+
+
+def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
+    """Register the listeners for this process's role; `on_quit(environment, clock)` writes reports;
+    `on_phase_end(environment, phase)` runs once each phase of the load shape has its samples (master/local)."""
     runner = environment.runner
     clock = RunClock()
     is_master = isinstance(runner, MasterRunner)
@@ -136,7 +140,7 @@ def install(environment: Environment, on_quit) -> RunClock:
     @environment.events.test_start.add_listener
     def _phases(environment, **_kw):  # every start: the web UI can run a shape again, or another one
         if environment.shape_class is not None and not isinstance(environment.runner, WorkerRunner):
-            gevent.spawn(_follow_phases, environment, clock)
+            gevent.spawn(_follow_phases, environment, clock, on_phase_end)
 
     @environment.events.test_stop.add_listener
     def _stopped(environment, **_kw):
@@ -242,15 +246,19 @@ def _watch_workers(runner: MasterRunner, clock: RunClock) -> None:
         gevent.sleep(1.0)
 
 
-def _follow_phases(environment: Environment, clock: RunClock) -> None:
+def _follow_phases(environment: Environment, clock: RunClock, on_phase_end=None) -> None:
     """Follow the load shape's `phase`: log each phase's span and peak users, and tell every process
-    that records samples (this one, or the workers) so they file them under it."""
+    that records samples (this one, or the workers) so they file them under it. When a phase ends,
+    `on_phase_end(environment, phase)` runs once its samples are in (a master waits for the workers' reports)."""
     runner = environment.runner
     current = None
     run = clock.started_perf
+    delay = PHASE_REPORT_DELAY_S if isinstance(runner, MasterRunner) else 0.0
     while runner.state not in ("stopped", "quitting") and _same_run(clock, run):
         phase = getattr(environment.shape_class, "phase", None)
         if phase != current:
+            if current is not None and phase is not None and on_phase_end is not None:
+                gevent.spawn_later(delay, on_phase_end, environment, current)
             if clock.phases and clock.phases[-1]["end_s"] is None:
                 clock.phases[-1]["end_s"] = _elapsed(clock)
             if phase is not None:

@@ -31,14 +31,16 @@ class GroupPlan:
     run_time_s: int
     shape: dict[str, object] = field(default_factory=dict)  # --shape and its options: the shape sets users and time
     user_classes: tuple[str, ...] = ()  # only these Locust user classes (default: by counts)
+    shape_peak_users: int = 0  # with a shape: the most users it runs at once
 
     @property
     def users(self) -> int:
-        return sum(self.counts.values())
+        return self.shape_peak_users if self.shape else sum(self.counts.values())
 
     def describe(self) -> str:
         if self.shape:
-            return f"{self.name}: {', '.join(self.user_classes)} under the {self.shape['shape']} shape for {self.run_time_s}s"
+            return (f"{self.name}: up to {self.users} {', '.join(self.user_classes)} under the {self.shape['shape']} shape "
+                    f"for {self.run_time_s}s")
         parts = [f"{n} {kind.removesuffix('_users').replace('voice', 'phone')}" for kind, n in self.counts.items() if n]
         return f"{self.name}: {', '.join(parts)} for {self.run_time_s}s"
 

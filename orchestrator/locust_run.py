@@ -44,17 +44,19 @@ def locust_command(run_dir: Path, host: str, users: int | None, spawn_rate: floa
 
 
 def _progress(job: "LocustJob", started: float) -> str:
-    """One line from Locust's live CSV: group, elapsed, users, requests, failures, rps."""
-    line = f"  {job.name} [{time.monotonic() - started:5.0f}s/{job.total_s}s]"
+    """One line from Locust's live CSV: group, time into its load (never past its run time: after that it is
+    finishing its calls), users, requests, failures, rps."""
     try:
         with open(job.run_dir / f"{CSV_PREFIX}_stats_history.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
+        elapsed = time.time() - float(rows[0]["Timestamp"])
         last = next(r for r in reversed(rows) if r.get("Name") == "Aggregated")
-        line += (f" users {last['User Count']:>4} · requests {last['Total Request Count']:>6} · failures {last['Total Failure Count']:>4}"
-                 f" · rps {float(last['Requests/s']):6.1f}")
-    except (OSError, StopIteration, KeyError, ValueError):
-        line += " starting…"
-    return line
+    except (OSError, IndexError, StopIteration, KeyError, ValueError):
+        return f"  {job.name} [{time.monotonic() - started:4.0f}s] starting…"
+    clock = (f"{elapsed:4.0f}s/{job.total_s}s" if elapsed <= job.total_s else
+             f"{job.total_s}s/{job.total_s}s, finishing its calls")
+    return (f"  {job.name} [{clock}] users {last['User Count']:>4} · requests {last['Total Request Count']:>6} · "
+            f"failures {last['Total Failure Count']:>4} · rps {float(last['Requests/s']):6.1f}")
 
 
 @dataclass
@@ -132,6 +134,8 @@ def locust_env(argv: list[str], settings: Settings, stack: LocalStack | None) ->
             env["REDIS_URL"] = stack.redis_url
         if not settings.speech_host and not settings.speech_key:
             env["SPEECH_HOST"] = stack.base_url.replace("http://", "ws://")
+        if not settings.openai_endpoint:  # the reference target serves an OpenAI-compatible /v1 of its own
+            env["OPENAI_ENDPOINT"] = stack.base_url + "/v1"
         if stack.cosmos is not None and not settings.cosmos_endpoint:
             env["COSMOS_ENDPOINT"], env["COSMOS_KEY"] = stack.cosmos.endpoint, stack.cosmos.key
     return env

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 from orchestrator.arg_types import positive_float, positive_int
 
-SUCCESS_FLOOR = 80.0  # % of requests and voice events that succeeded: the seed's "adequate" line
+SUCCESS_FLOOR = 80.0  # % of calls that succeeded: the seed's "adequate" line
 SETTLE_S = 4  # beyond a call's duration, so a batch's calls finish inside its step
+BATCH_GAP_S = 1.0  # high_concurrency: no calls between two batches, so the next one starts afresh
+# the types that place a number of calls (-n): each caller places exactly one, so N calls are N calls
+ONE_CALL_EACH = ("throughput", "resilience", "high_concurrency", "resource_monitoring")
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,10 @@ TEST_TYPES: dict[str, TestType] = {t.name: t for t in (
     TestType("resilience", "N calls while the generator injects faults on purpose (skipped chunks, malformed "
              "frames, abrupt disconnects mid-turn, reconnects): do calls still complete?",
              ("num_calls", "duration", "error_rate")),
-    TestType("load", "batches of calls growing by --increment up to --max-batch: the largest batch with >= 80 % success",
-             ("max_batch", "increment", "duration")),
-    TestType("high_concurrency", "N calls started at once", ("num_calls", "duration", "chunk_size", "interval")),
+    TestType("load", "batches of calls growing by --increment up to --max-batch: the largest batch with >= 80% of its "
+             "calls succeeding", ("max_batch", "increment", "duration")),
+    TestType("high_concurrency", "N calls placed in batches of --batch-size concurrent calls started together; "
+             "results per batch", ("num_calls", "batch_size", "duration", "chunk_size", "interval")),
     TestType("wave_pattern", "calls rising to --peak-calls and falling back, --num-waves times",
              ("peak_calls", "num_waves", "wave_duration", "chunk_size", "interval")),
     TestType("burst_pattern", "bursts of --burst-size calls ramped up in --ramp-up-ms, with rests between",
@@ -49,7 +53,7 @@ def add_test_type_options(parser: argparse.ArgumentParser) -> None:
     """The framework's options, with its defaults."""
     group = parser.add_argument_group("test types (--test-type), with the stress framework's options and defaults")
     group.add_argument("--test-type", choices=list(TEST_TYPES), help="run one stress test type instead of a suite: "
-                       + "; ".join(f"{t.name}: {t.purpose}" for t in TEST_TYPES.values()))
+                       + "; ".join(f"{t.name}: {t.purpose}" for t in TEST_TYPES.values()).replace("%", "%%"))
     group.add_argument("-n", "--num-calls", type=positive_int, default=3, help="concurrent calls (default 3)")
     group.add_argument("-d", "--duration", type=positive_float, default=5.0, help="seconds each call lasts (default 5)")
     group.add_argument("-c", "--chunk-size", type=positive_float, help="KB of wire audio per chunk sent (default: real "
@@ -58,6 +62,8 @@ def add_test_type_options(parser: argparse.ArgumentParser) -> None:
                        "1.28x real time on twilio-media and 0.32x on the PCM profiles; the report says which)")
     group.add_argument("--interval", type=positive_float, help="milliseconds between chunks (default: real time for "
                        "--chunk-size, else the profile's 20 ms frames)")
+    group.add_argument("--batch-size", type=positive_int, default=10, help="high_concurrency: calls started together in "
+                       "each batch (default 10; -n calls in all, the last batch holds what is left)")
     group.add_argument("--error-rate", type=float, default=0.2, help="resilience: chance of an injected fault per "
                        "turn, 0-1 (default 0.2)")
     group.add_argument("--max-batch", type=positive_int, default=10, help="load: largest batch of calls (default 10)")
@@ -107,7 +113,10 @@ def shape_options(args: argparse.Namespace) -> dict[str, object]:
         total_s = args.test_duration_minutes * 60.0
         return {"shape": "stability", "stability_base_users": args.base_calls, "stability_peak_users": args.peak_calls,
                 "stability_minutes": args.test_duration_minutes, "stability_phase": max(10.0, total_s / 6)}
-    # throughput, resilience, high_concurrency, resource_monitoring: N calls held for one call's time
+    if name == "high_concurrency":
+        return {"shape": "batches", "batch_calls": args.num_calls, "batch_size": args.batch_size,
+                "batch_hold": call_s + SETTLE_S, "batch_gap": BATCH_GAP_S}
+    # throughput, resilience, resource_monitoring: N calls held for one call's time
     return {"shape": "sustained", "sustained_users": args.num_calls, "sustained_duration": call_s + SETTLE_S}
 
 
@@ -146,6 +155,11 @@ def result_fields(name: str, report: dict, args: argparse.Namespace) -> dict:
     elif name in ("throughput", "high_concurrency"):
         fields.update({"calls_started": summary.get("calls_started", 0), "calls_completed": summary.get("calls_completed", 0),
                        **stream_fields(counters)})
+        if name == "high_concurrency":
+            fields["batches"] = [{"batch": p["name"], "calls": p["users"], "calls_started": p.get("calls_started", 0),
+                                  "calls_completed": p.get("calls_completed", 0), "calls_failed": p.get("calls_failed", 0),
+                                  "success_rate": p["success_rate"], "voice_loop_p95": p["voice_loop_p95"]}
+                                 for p in phases if p["name"].startswith("batch ")]
     elif name == "resource_monitoring":
         resources = report.get("resources", {})
         fields.update({"bottlenecks": resources.get("bottlenecks", []), "target_peaks": resources.get("target", {}),
@@ -155,6 +169,10 @@ def result_fields(name: str, report: dict, args: argparse.Namespace) -> dict:
         worst = min(rated, key=lambda p: p["success_rate"], default=None)
         fields["worst_phase"] = None if worst is None else {"name": worst["name"], "success_rate": worst["success_rate"],
                                                             "voice_loop_p95": worst["voice_loop_p95"]}
+    if name in ONE_CALL_EACH:
+        started = summary.get("calls_started", 0)
+        fields["calls_started"], fields["calls_completed"] = started, summary.get("calls_completed", 0)
+        fields["call_success_rate"] = round(100.0 * fields["calls_completed"] / started, 2) if started else None
     return fields
 
 
@@ -165,16 +183,26 @@ def test_summary_line(fields: dict) -> str:
         found = f"largest batch with >= {SUCCESS_FLOOR:g}% success: {fields['max_acceptable_batch']} calls"
     elif name == "resilience":
         found = (f"{fields['simulated_errors']} simulated errors; {fields['calls_completed_despite_errors']} calls "
-                 "completed despite them")
+                 f"completed despite them; {calls_found(fields)}")
     elif name == "resource_monitoring":
-        found = "bottlenecks: " + ("; ".join(fields["bottlenecks"]) or "none found")
+        found = calls_found(fields) + "; bottlenecks: " + ("; ".join(fields["bottlenecks"]) or "none found")
     elif name == "http_basic":
         found = "reachable: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in fields.get("reachable", {}).items())
     elif fields.get("worst_phase"):
         worst = fields["worst_phase"]
         found = f"worst phase: {worst['name']} ({worst['success_rate']}% success, voice_loop p95 {worst['voice_loop_p95']})"
     else:
-        found = f"{fields.get('calls_completed', 0)} of {fields.get('calls_started', 0)} calls completed"
+        found = calls_found(fields)
+        if fields.get("batches"):
+            found += "; per batch: " + ", ".join(f"{b['batch']} {b['calls_completed']}/{b['calls_started']}"
+                                                for b in fields["batches"])
         if fields.get("pace"):
             found += f"; audio sent {fields['pace']} (x{fields['real_time_ratio']})"
     return f"test {name}: {found}"
+
+
+def calls_found(fields: dict) -> str:
+    """'2 of 3 calls succeeded (66.7% of those started)'."""
+    rate = fields.get("call_success_rate")
+    return (f"{fields.get('calls_completed', 0)} of {fields.get('calls_started', 0)} calls succeeded"
+            + (f" ({rate:g}% of those started)" if rate is not None else ""))

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from config import Settings, redact_url
+from config import ConfigError, Settings, load_settings, redact_url
 from orchestrator.local_stack import REPO_ROOT, LocalStack, StackError, start_local_stack
+from orchestrator.capabilities import BACKENDS, MISSING, NOT_CONFIGURED, absent_endpoints, backend_capabilities, probe_target
 from orchestrator.locust_run import locust_env
 from orchestrator.preflight import check_reachable
 from webui.credentials import credentials_problem
@@ -124,6 +125,21 @@ def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
+def say_what_the_target_lacks(host: str, settings: Settings, env: dict[str, str], config_file=None) -> list[str]:
+    """Probe the target's endpoints and the configured services (orchestrator.capabilities), print one line per
+    one it lacks, and return the endpoints every user must leave out."""
+    try:
+        seen = load_settings(env=env, config_file=config_file)
+    except ConfigError:
+        seen = settings
+    capabilities = probe_target(host, settings) + backend_capabilities(seen)
+    for capability in capabilities:
+        if capability.status == MISSING or (capability.status == NOT_CONFIGURED and capability.name in BACKENDS):
+            print(f"voiceload: the target lacks {capability.name} ({capability.status}: {capability.why}); users "
+                  "that need it will fail, the others leave it out", flush=True)
+    return absent_endpoints(capabilities)
+
+
 def run_web(args: argparse.Namespace, settings: Settings) -> int:
     """Serve Locust's web UI until Ctrl-C / SIGTERM; 0 then, 2 bad input, 3 target unreachable, else
     Locust's own exit code when it ends by itself."""
@@ -166,11 +182,13 @@ def run_web(args: argparse.Namespace, settings: Settings) -> int:
         if reason := check_reachable(host, settings.target_profile.health.path, verify=not settings.insecure):
             print(f"error: target {redact_url(host)} unreachable at preflight: {reason}", file=sys.stderr)
             return EXIT_UNREACHABLE
+        env = locust_env(sys.argv[1:], settings, stack)
+        env["VOICELOAD_ABSENT_ENDPOINTS"] = ",".join(say_what_the_target_lacks(host, settings, env, getattr(args, "config", None)))
         verbose = bool(getattr(args, "verbose", False))
         log_path = run_dir / "locust.log"
         log_file = None if verbose else open(log_path, "wb")
         process = subprocess.Popen(web_command(args, settings, host, web_host, port, run_id, results_dir), cwd=REPO_ROOT,
-                                   env=locust_env(sys.argv[1:], settings, stack), stdin=subprocess.DEVNULL, stdout=log_file,
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log_file,
                                    stderr=None if verbose else subprocess.STDOUT, start_new_session=True)
         if not _wait_for_ui(local_url, process):
             tail = "" if verbose else log_path.read_text(errors="replace")[-1500:].strip()

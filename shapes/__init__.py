@@ -1,6 +1,6 @@
 """Load shapes: realistic load over time, selected with `--shape NAME` (headless and in the web UI).
 
-    ramp / step, wave, burst, spike, sustained / soak, stability, callcenter   (one per file)
+    ramp / step, wave, burst, spike, sustained / soak, stability, callcenter, batches   (one per file)
 
 Every shape is a pure schedule `users_at(elapsed_s) -> (users, spawn_rate, phase) | None`, ends by
 itself after `duration_s`, and names its current phase in `phase` (e.g. "step 3 (40 users)", "wave 2

@@ -97,6 +97,7 @@ class Shape:
     def __init__(self) -> None:
         super().__init__()  # Locust's LoadTestShape when installed (it only notes a start time)
         self.phase: str | None = None
+        self.ended_early: str | None = None  # why the schedule was cut short (end_now), if it was
         self.start_time = self.clock()
 
     @classmethod
@@ -118,8 +119,12 @@ class Shape:
     def get_run_time(self) -> float:
         return self.clock() - self.start_time
 
+    def end_now(self, reason: str) -> None:
+        """Cut the schedule short: the next tick ends the shape (the capacity finder, at the first broken step)."""
+        self.ended_early = reason
+
     def tick(self) -> tuple[int, float] | None:
-        step = self.users_at(self.get_run_time())
+        step = None if self.ended_early else self.users_at(self.get_run_time())
         if step is None:
             self.phase = None
             return None

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shapes.base import SPAWN_RATE_OPTION, Shape, ShapeError, ShapeOption
+from shapes.batches import BatchShape
 from shapes.burst import BurstShape
 from shapes.callcenter import CallCenterShape
 from shapes.ramp import RampShape
@@ -19,7 +20,7 @@ from shapes.sustained import SustainedShape
 from shapes.wave import WaveShape
 
 SHAPE_CLASSES: tuple[type[Shape], ...] = (RampShape, WaveShape, BurstShape, SpikeShape, SustainedShape, StabilityShape,
-                                          CallCenterShape)
+                                          CallCenterShape, BatchShape)
 SHAPES: dict[str, type[Shape]] = {name: cls for cls in SHAPE_CLASSES for name in (cls.name, *cls.aliases)}
 NO_SHAPE = "none"
 SHAPE_OPTION = ShapeOption("--shape", str, NO_SHAPE,

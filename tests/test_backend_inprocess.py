@@ -53,7 +53,8 @@ def assert_measured(result: dict, group: str, names: tuple[str, ...]) -> None:
 
 def test_redis_and_llm_users_measure_real_services(start_stack):
     stack = start_stack("--latency-mode", "fixed", "--llm-ttft-ms", "150", "--llm-tokens-per-s", "50", "--llm-slots", "100")
-    result, _ = run_users("RedisUser,LLMUser", stack.base_url, 4, 8, {"REDIS_URL": stack.redis_url})
+    result, _ = run_users("RedisUser,LLMUser", stack.base_url, 4, 8,
+                          {"REDIS_URL": stack.redis_url, "OPENAI_ENDPOINT": stack.base_url + "/v1"})
     metrics = result["metrics"]
     assert_measured(result, "redis", REDIS_METRICS)
     assert_measured(result, "openai", ("llm_ttft", "llm_total"))

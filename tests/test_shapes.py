@@ -121,6 +121,17 @@ def test_sustained_and_soak_hold_constant_users():
         assert ended == 90.0
 
 
+def test_batches_place_every_call_in_batches_that_start_afresh():
+    shape = build(shape="batches", batch_calls=25, batch_size=10, batch_hold=12, batch_gap=1)
+    ticks, ended = run(shape)
+    assert phases(ticks) == [("batch 1 (10 calls)", 10, 0.0), ("gap 1", 0, 12.0), ("batch 2 (10 calls)", 10, 13.0),
+                             ("gap 2", 0, 25.0), ("batch 3 (5 calls)", 5, 26.0)]
+    assert ended == 38.0 and shape.peak_users == 10
+    assert ticks[0][2] == 10.0  # a batch starts within a second
+    single = build(shape="batches", batch_calls=3, batch_size=10, batch_hold=9)
+    assert phases(run(single)[0]) == [("batch 1 (3 calls)", 3, 0.0)] and single.peak_users == 3
+
+
 def test_stability_alternates_base_and_peak_and_cuts_the_last_phase_at_the_total():
     shape = build(shape="stability", stability_base_users=4, stability_peak_users=16, stability_minutes=1.25,
                   stability_phase=20)
@@ -212,6 +223,9 @@ def test_no_shape():
      "--spike-users (5) must be above --spike-baseline-users (5)"),
     ({"shape": "spike", "spike_recovery": -10.0}, "--spike-recovery must be a positive number of seconds, got -10"),
     ({"shape": "soak", "sustained_users": 0}, "--sustained-users must be at least 1, got 0"),
+    ({"shape": "batches", "batch_calls": 0}, "--batch-calls must be at least 1, got 0"),
+    ({"shape": "batches", "batch_size": -2}, "--batch-size must be at least 1, got -2"),
+    ({"shape": "batches", "batch_gap": 0.0}, "--batch-gap must be a positive number of seconds, got 0"),
     ({"shape": "sustained", "sustained_duration": 0.0}, "--sustained-duration must be a positive number of seconds"),
     ({"shape": "sustained", "shape_spawn_rate": -1.0}, "--shape-spawn-rate must be 0 (automatic) or a positive number"),
     ({"shape": "stability", "stability_peak_users": 3, "stability_base_users": 5},

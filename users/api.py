@@ -12,6 +12,7 @@ from collections import deque
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from metrics.recorder import RECORDER
 from users.call_setup import random_e164
 from users.runtime import get_settings
 
@@ -47,10 +48,11 @@ class ApiUser(FastHttpUser):
     weight = 1
 
     def on_start(self) -> None:
-        profile = get_settings().target_profile
+        settings = get_settings()
+        profile = settings.target_profile  # without the endpoints the target was found not to serve
         self.profile = profile
         self.call_ids: deque[str] = deque(maxlen=50)
-        actions = [(5, self.health)]
+        actions = [] if "health" in settings.absent_endpoints else [(5, self.health)]
         if profile.docs:
             actions.append((1, self.docs))
         if profile.start_call and profile.media_ws and profile.media_ws.protocol == "acs":
@@ -65,6 +67,9 @@ class ApiUser(FastHttpUser):
             actions.append((1, self.call_metrics))
         self.weights = [w for w, _ in actions]
         self.actions = [a for _, a in actions]
+        if not actions:
+            RECORDER.error("api", f"API user stopped: the target serves none of profile {settings.profile}'s REST endpoints")
+            self.stop()
 
     @task
     def act(self) -> None:
@@ -99,6 +104,6 @@ class ApiUser(FastHttpUser):
 
     def call_metrics(self) -> None:
         if not self.call_ids:
-            return self.health()
+            return self.act()  # no call placed yet whose metrics could be asked for
         path = self.profile.call_metrics.path.format(call_id=random.choice(self.call_ids))
         self.client.get(path, name="call_metrics")

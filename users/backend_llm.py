@@ -1,9 +1,9 @@
 """LLMUser: streamed chat completions through the real openai SDK, timed the way a voice turn feels them.
 
 Any OpenAI-compatible endpoint (OPENAI_ENDPOINT): OpenAI, vLLM, llama.cpp's server, or Azure OpenAI
-(OPENAI_DEPLOYMENT + OPENAI_API_VERSION). Without OPENAI_ENDPOINT it uses the system under test's own
-`<host>/v1`, which the reference target serves with modelled time to first token, token rate and
-finite slots. Metrics (group `openai`): llm_ttft (request sent -> first content token),
+(OPENAI_DEPLOYMENT + OPENAI_API_VERSION). Without OPENAI_ENDPOINT the user stops with one line: the LLM
+is never guessed from --host. run_load_tests.py's local stack sets it to the reference target's own `/v1`,
+served with modelled time to first token, token rate and finite slots. Metrics (group `openai`): llm_ttft (request sent -> first content token),
 llm_token_interval (between consecutive content chunks), llm_total, and llm_tokens_per_s; HTTP 429s
 are counted apart (llm_throttled) with their retry-after.
 """
@@ -40,8 +40,8 @@ def load_sdk() -> None:
         openai = importlib.import_module("openai")
 
 
-def build_client(settings, host: str | None) -> tuple["openai.OpenAI", str]:
-    """(client, model or deployment name) for the configured endpoint."""
+def build_client(settings) -> tuple["openai.OpenAI", str]:
+    """(client, model or deployment name) for the configured endpoint (OPENAI_ENDPOINT)."""
     load_sdk()
     http_client = httpx.Client(verify=not settings.insecure, timeout=httpx.Timeout(30.0, connect=5.0))
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "voiceload-local"
@@ -49,8 +49,7 @@ def build_client(settings, host: str | None) -> tuple["openai.OpenAI", str]:
         client = openai.AzureOpenAI(azure_endpoint=settings.openai_endpoint, api_key=key, max_retries=0,
                                     api_version=settings.openai_api_version, http_client=http_client)
         return client, settings.openai_deployment
-    base = settings.openai_endpoint or f"{(host or '').rstrip('/')}/v1"
-    return openai.OpenAI(base_url=base, api_key=key, max_retries=0, http_client=http_client), settings.openai_model
+    return openai.OpenAI(base_url=settings.openai_endpoint, api_key=key, max_retries=0, http_client=http_client), settings.openai_model
 
 
 class LLMUser(User):
@@ -59,12 +58,12 @@ class LLMUser(User):
 
     def on_start(self) -> None:
         self.settings = get_settings()
-        if not self.settings.openai_endpoint and not self.host:
-            RECORDER.error("openai", "LLM user skipped: no OPENAI_ENDPOINT and no --host; set OPENAI_ENDPOINT "
-                                     "(and OPENAI_API_KEY / OPENAI_DEPLOYMENT for Azure) to load-test an LLM")
+        if not self.settings.openai_endpoint:  # never guessed from --host: the agent is not its LLM
+            RECORDER.error("openai", "LLM user skipped: OPENAI_ENDPOINT is not set; set it (and OPENAI_API_KEY / "
+                                     "OPENAI_DEPLOYMENT for Azure) to load-test an LLM")
             self.stop()
             return
-        self.client, self.model = build_client(self.settings, self.host)
+        self.client, self.model = build_client(self.settings)
 
     @task
     def caller_turn(self) -> None:
@@ -93,9 +92,6 @@ class LLMUser(User):
             return
         except openai.APIStatusError as exc:
             emit("openai", "llm_ttft", (time.perf_counter() - sent) * 1000.0, f"HTTP {exc.status_code}")
-            if exc.status_code == 404 and not self.settings.openai_endpoint:
-                RECORDER.error("openai", f"no OpenAI-compatible endpoint at {self.host}/v1; set OPENAI_ENDPOINT")
-                self.stop()
             return
         except (openai.APIError, httpx.HTTPError) as exc:
             emit("openai", "llm_ttft", (time.perf_counter() - sent) * 1000.0, f"{exc.__class__.__name__}")
