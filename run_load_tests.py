@@ -530,7 +530,9 @@ def main(argv: list[str] | None = None) -> int:
             report["test"].update(http_basic_fields)
     if args.find_capacity:
         report["capacity"] = find_capacity(report["phases"])
-        report["summary"]["messages"].append(capacity_line(report["capacity"]))
+        report["capacity"]["stopped_at_knee"] = report["capacity"]["knee"] is not None and not args.capacity_full
+        report["summary"]["messages"].append(capacity_line(report["capacity"]) + (
+            "; the run stopped there (--capacity-full runs every step)" if report["capacity"]["stopped_at_knee"] else ""))
     write_run_outputs(report, run_dir)
     report_path = run_dir / "report.json"
     for copy in seed_report_paths(results_dir, started) + ([args.output] if args.output else []):

@@ -42,6 +42,7 @@ class RunClock:
         self.timeline: list[dict] = []
         self.phases: list[dict] = []  # the load shape's phases: name, start_s, end_s, users
         self.workers_lost: list[dict] = []  # workers that stopped sending heartbeats: id, lost_at_s
+        self.announced_phase: str | None = None  # the phase samples are being filed under
 
     def reset(self) -> None:
         """Forget the previous run (the web UI can start several in one session)."""
@@ -140,6 +141,7 @@ def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
     @environment.events.test_start.add_listener
     def _phases(environment, **_kw):  # every start: the web UI can run a shape again, or another one
         if environment.shape_class is not None and not isinstance(environment.runner, WorkerRunner):
+            _announce_phase_at_tick(environment, clock, on_phase_end)
             gevent.spawn(_follow_phases, environment, clock, on_phase_end)
 
     @environment.events.test_stop.add_listener
@@ -228,6 +230,42 @@ def _end_shape_gracefully(environment: Environment) -> None:
     shape.tick = graceful_tick
 
 
+def _announce(runner, clock: RunClock, phase: str | None) -> None:
+    """File the samples from now on under `phase`: here, or (master) on every worker."""
+    if phase == clock.announced_phase:
+        return
+    clock.announced_phase = phase
+    if isinstance(runner, MasterRunner):
+        runner.send_message(PHASE_MESSAGE, phase)
+    else:
+        RECORDER.phase = phase
+
+
+def _announce_phase_at_tick(environment: Environment, clock: RunClock, on_phase_end=None) -> None:
+    """Announce a new phase in the shape's own tick, before the users it asks for are spawned, so the
+    calls they start count in their phase (the follower loop notices a change only up to 0.25 s later).
+    A local runner has every sample at hand: it runs `on_phase_end` for the phase that just ended there,
+    before the next one starts, and ends the shape at once if that cut it short (shapes.base.end_now)."""
+    shape = environment.shape_class
+    tick = shape.tick
+    if getattr(tick, "announces_phase", False):
+        return
+    local = not isinstance(environment.runner, MasterRunner)
+
+    def tick_and_announce():
+        current = tick()
+        phase, ended = getattr(shape, "phase", None), clock.announced_phase
+        if local and on_phase_end is not None and ended is not None and phase != ended:
+            on_phase_end(environment, ended)
+            if getattr(shape, "ended_early", None):
+                current = phase = shape.phase = None
+        _announce(environment.runner, clock, phase)
+        return current
+
+    tick_and_announce.announces_phase = True
+    shape.tick = tick_and_announce
+
+
 def _same_run(clock: RunClock, started_perf: float | None) -> bool:
     """False once the web UI has started another run: a loop of the previous one must end."""
     return clock.started_perf == started_perf
@@ -248,26 +286,23 @@ def _watch_workers(runner: MasterRunner, clock: RunClock) -> None:
 
 def _follow_phases(environment: Environment, clock: RunClock, on_phase_end=None) -> None:
     """Follow the load shape's `phase`: log each phase's span and peak users, and tell every process
-    that records samples (this one, or the workers) so they file them under it. When a phase ends,
-    `on_phase_end(environment, phase)` runs once its samples are in (a master waits for the workers' reports)."""
+    that records samples (this one, or the workers) so they file them under it. On a master, when a phase
+    ends, `on_phase_end(environment, phase)` runs once the workers' last reports of it are in."""
     runner = environment.runner
     current = None
     run = clock.started_perf
-    delay = PHASE_REPORT_DELAY_S if isinstance(runner, MasterRunner) else 0.0
+    master = isinstance(runner, MasterRunner)
     while runner.state not in ("stopped", "quitting") and _same_run(clock, run):
         phase = getattr(environment.shape_class, "phase", None)
         if phase != current:
-            if current is not None and phase is not None and on_phase_end is not None:
-                gevent.spawn_later(delay, on_phase_end, environment, current)
+            if master and current is not None and phase is not None and on_phase_end is not None:
+                gevent.spawn_later(PHASE_REPORT_DELAY_S, on_phase_end, environment, current)  # once workers reported
             if clock.phases and clock.phases[-1]["end_s"] is None:
                 clock.phases[-1]["end_s"] = _elapsed(clock)
             if phase is not None:
                 clock.phases.append({"name": phase, "start_s": _elapsed(clock), "end_s": None, "users": 0})
             current = phase
-            if isinstance(runner, MasterRunner):
-                runner.send_message(PHASE_MESSAGE, phase)
-            else:
-                RECORDER.phase = phase
+            _announce(runner, clock, phase)
         if clock.phases and clock.phases[-1]["end_s"] is None:
             clock.phases[-1]["users"] = max(clock.phases[-1]["users"], runner.user_count)
         gevent.sleep(PHASE_POLL_S)

@@ -1,6 +1,6 @@
-"""--find-capacity: step the calls up until an SLO or the 80 % success floor breaks; the largest level
+"""--find-capacity: step the calls up until an SLO or the 80 % call success floor breaks; the largest level
 that held is the capacity, and the first level that broke is the knee, with the metric that broke.
-Pure: reads the run's phases[] (each step's exact metrics judged against the SLOs)."""
+Pure: reads the run's phases[] (each step's exact metrics and calls judged against the SLOs)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def step_verdicts(phases: list[dict]) -> list[dict]:
         success = phase.get("success_rate")
         if success is not None and success < SUCCESS_FLOOR:
             broken.append({"metric": "success_rate", "stat": "value", "observed": success, "target": SUCCESS_FLOOR})
-        held = success is not None and not broken
+        # a step shorter than its calls has no call ending in it: it is judged on what it measured
+        measured = success is not None or bool(phase.get("voice_loop_count"))
+        held = measured and not broken
         steps.append({"calls": phase.get("users"), "success_rate": success, "voice_loop_p95": phase.get("voice_loop_p95"),
                       "held": held, "broken": broken})
     return steps
@@ -40,6 +42,7 @@ def capacity_line(capacity: dict) -> str:
     if knee is None:
         return f"capacity: every step held, up to {capacity['capacity_calls']} concurrent calls (raise --capacity-max)"
     first = knee["broken"][0] if knee["broken"] else None
-    broke = (f"{first['metric']} {first['stat']} {first['observed']} vs {first['target']}" if first else "no samples")
+    broke = ("no samples" if first is None else f"{first['metric']} ({first['note']})" if first.get("note") else
+             f"{first['metric']} {first['stat']} {first['observed']} vs {first['target']}")
     return (f"capacity: {capacity['capacity_calls']} concurrent calls held every SLO; at {knee['calls']} calls "
             f"{broke} broke first")

@@ -86,9 +86,11 @@ def rates(recorder: MetricsRecorder) -> dict[str, float | str | None]:
     }
 
 
-def unanswered_notes(recorder: MetricsRecorder | PhaseStats, run_rates: Mapping[str, object]) -> dict[str, str]:
+def unanswered_notes(recorder: MetricsRecorder | PhaseStats, run_rates: Mapping[str, object],
+                     whole_run: bool = True) -> dict[str, str]:
     """SLO metrics the run should have produced and did not, each with one line on what the caller got:
-    every attempt at them failed (no turn answered, no transcript shown), or no call ended at all."""
+    every attempt at them failed (no turn answered, no transcript shown), or (`whole_run`) no call ended at
+    all. A load phase may be shorter than a call: calls that end after it are judged in a later one."""
     metrics, failures, counters = recorder.metrics, recorder.metric_failures, recorder.counters
     cut = counters.get("turns_cut_by_hangup", 0)  # turns the caller hung up on, as planned, before any answer
     notes = {}
@@ -106,7 +108,8 @@ def unanswered_notes(recorder: MetricsRecorder | PhaseStats, run_rates: Mapping[
             notes[name] = f"the agent showed no transcript of the caller in {failed} answered turns"
         elif failed:
             notes[name] = f"{name}: all {failed} attempts failed"
-    if counters.get("calls_attempted") and run_rates.get("success_basis") == "calls" and run_rates.get("success_rate") is None:
+    if whole_run and counters.get("calls_attempted") and run_rates.get("success_basis") == "calls" \
+            and run_rates.get("success_rate") is None:
         note = f"no call ended within the run ({counters.get('calls_interrupted', 0)} were cut off by its end)"
         notes["success_rate"] = notes["critical_error_rate"] = note
     return notes
@@ -135,7 +138,7 @@ def phase_rows(recorder: MetricsRecorder, phase_log: list[dict] | None, settings
         if settings is not None:
             summaries = {name: h.summary() for name, h in stats.metrics.items()}
             results = evaluate_slos(settings.slo, summaries, phase_rates, settings.thresholds,
-                                    unanswered_notes(stats, phase_rates))
+                                    unanswered_notes(stats, phase_rates, whole_run=False))
             row["slo_broken"] = [{"metric": r.metric, "stat": r.stat, "observed": r.observed, "target": r.target,
                                   **({"note": r.note} if r.note else {})}
                                  for r in results if r.passed is False]

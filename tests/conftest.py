@@ -1,8 +1,24 @@
-"""Shared fixtures: a real local stack (redis-server + reference target) and a way to run the CLI."""
+"""Shared fixtures: a real local stack (redis-server + reference target), a fixture agent that shares no code
+with voiceload, a way to run the CLI; and the machine share between parallel test workers.
+
+The suite runs on several pytest-xdist workers at once (pytest.ini): most tests wait on real time (runs of
+fixed length), not on the CPU. Two markers protect the figures that other workers' load would distort:
+- `priority` (the generator's frame lateness, latencies within milliseconds): all run on one worker, one after
+  another; where the workers may change their niceness (root, as in CI), every other test runs at niceness
+  10 and a priority test at 0, so its processes get the CPU whenever they want it; elsewhere it runs alone,
+  as an exclusive test does.
+- `exclusive` (latencies against ground truth to the millisecond): waits until the running tests end, runs
+  alone, and new tests wait for it (a readers-writer lock over two lock files, writers first).
+Exclusive tests are scheduled first, when nothing is running yet, then the long ones.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
+import tempfile
 import subprocess
 import sys
 import time
@@ -13,6 +29,84 @@ import pytest
 
 from orchestrator.cosmos_server import CosmosServer
 from orchestrator.local_stack import REPO_ROOT, LocalStack, StackError
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "exclusive: runs alone, with no other test on the machine (its figures "
+                            "would be distorted by the other workers' load)")
+    config.addinivalue_line("markers", "priority: its processes take the CPU before the other tests' (its figures "
+                            "would be distorted by the other workers' load; see tests/conftest.py)")
+    config.addinivalue_line("markers", "long: takes 20 s or more of real time; started early so the run does not "
+                            "end waiting for it")
+
+
+SHARED_NICENESS = 10  # every xdist worker, and all it starts, yields the CPU to a priority test's processes
+
+
+def _may_raise_priority() -> bool:
+    """Can this process take back a niceness of 0 (root or CAP_SYS_NICE)?"""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0))
+        return os.geteuid() == 0
+    except OSError:
+        return False
+
+
+_PRIORITY = bool(os.environ.get("PYTEST_XDIST_WORKER")) and _may_raise_priority()
+
+
+@contextlib.contextmanager
+def machine_share(exclusive: bool, priority: bool = False):
+    """Hold the machine shared (most tests), with priority, or alone (`exclusive`, or `priority` where niceness
+    cannot be changed), across every xdist worker of this run (see the module docstring)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing else runs beside the test
+        yield
+        return
+    if _PRIORITY:
+        os.setpriority(os.PRIO_PROCESS, 0, 0 if exclusive or priority else SHARED_NICENESS)
+    try:
+        with _machine_lock(run, alone=exclusive or (priority and not _PRIORITY)):
+            yield
+    finally:
+        if _PRIORITY:
+            os.setpriority(os.PRIO_PROCESS, 0, SHARED_NICENESS)
+
+
+@contextlib.contextmanager
+def _machine_lock(run: str, alone: bool):
+    """Shared, or alone: a readers-writer lock over two files, writers first (one waiting keeps new readers out)."""
+    base = Path(tempfile.gettempdir()) / f"voiceload-tests-{run}"
+    with open(f"{base}.gate", "a+") as gate, open(f"{base}.share", "a+") as share:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(share, fcntl.LOCK_EX)  # until the running tests end
+        else:
+            fcntl.flock(share, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(share, fcntl.LOCK_UN)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Priority tests go to one worker, one after another (beside each other they would distort each other's
+    figures), and first, as that worker has the most to do; then exclusive tests (at the start no other test
+    is running yet, so none has to wait for the machine to empty out), then the long ones (so the run does not
+    end waiting for one started last)."""
+    for item in items:
+        if item.get_closest_marker("priority") is not None:
+            item.add_marker(pytest.mark.xdist_group("priority"))
+    items.sort(key=lambda item: (item.get_closest_marker("priority") is None, item.get_closest_marker("exclusive") is None,
+                                 item.get_closest_marker("long") is None))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    with machine_share(item.get_closest_marker("exclusive") is not None, item.get_closest_marker("priority") is not None):
+        yield
 
 
 @pytest.fixture
@@ -56,6 +150,11 @@ def run_cli(args: list[str], timeout: float = 150, env: dict[str, str] | None = 
     full_env.update(env or {})
     return subprocess.run([sys.executable, str(REPO_ROOT / "run_load_tests.py"), *args], cwd=REPO_ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def calls_running(progress_line: str) -> bool:
+    """A progress line of run_load_tests.py's websocket group once its callers are running (users above 0)."""
+    return progress_line.lstrip().startswith("websocket [") and re.search(r" users +[1-9]", progress_line) is not None
 
 
 def latest_report(results_dir: Path) -> dict:

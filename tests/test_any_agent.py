@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import FixtureAgent, latest_report, run_cli
 
+pytestmark = pytest.mark.long  # started early: see tests/conftest.py
+
 MODES = ("healthy", "silent", "every_other", "slow", "drops")
 PROFILES = ("artagent-v1", "twilio-media")
 RUNS = {"quick": ["-t", "8s", "--parallel"],

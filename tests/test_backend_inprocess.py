@@ -51,6 +51,7 @@ def assert_measured(result: dict, group: str, names: tuple[str, ...]) -> None:
         assert metric.get("count") == row["num_requests"] and metric.get("failures") == 0, (name, metric, row)
 
 
+@pytest.mark.priority  # the modelled first-token time, to within a few milliseconds
 def test_redis_and_llm_users_measure_real_services(start_stack):
     stack = start_stack("--latency-mode", "fixed", "--llm-ttft-ms", "150", "--llm-tokens-per-s", "50", "--llm-slots", "100")
     result, _ = run_users("RedisUser,LLMUser", stack.base_url, 4, 8,

@@ -28,7 +28,8 @@ from target.vad import Endpointer, VadEvent
 from voice.call_options import CallOptions
 from voice.audio import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, split_frames
 from voice.audio_stream import AudioStream, chunk_span, real_time_ratio, resolve_chunking, split_chunks
-from voice.call_session import CallResult
+from voice.call_session import (ABANDONED, ANSWERED, CHECKS_FAILED, CUT_BY_HANGUP, DROPPED, NEVER_HEARD, OTHER_FAILURE,
+                                 SETUP_FAILED, UNANSWERED, UNANSWERED_TURN, CallResult, Turn, call_failure)
 from voice.faults import (ABRUPT_DISCONNECT, FAULT_KINDS, MALFORMED_BINARY, MALFORMED_TEXT, RECONNECT, SKIPPED_CHUNKS,
                           SKIPPED_RUN, FaultInjector, fault_rng, fault_window)
 from voice.fixtures import caller_clips, clip_by_id, encoded_payloads, wire_speech_bounds
@@ -150,18 +151,34 @@ def test_malformed_frames_are_unparseable_for_their_protocol():
 
 
 def test_call_options_default_to_off():
-    assert CallOptions.from_options(None) == CallOptions(0.0, 0, 0.0, 0.0)
-    parsed = argparse.Namespace(call_duration=6.0, chunk_bytes=2048, chunk_interval_ms=200.0, fault_rate=0.5)
-    assert CallOptions.from_options(parsed) == CallOptions(6.0, 2048, 200.0, 0.5)
+    assert CallOptions.from_options(None) == CallOptions(0.0, 0, 0.0, 0.0, 0)
+    parsed = argparse.Namespace(call_duration=6.0, chunk_bytes=2048, chunk_interval_ms=200.0, fault_rate=0.5, calls_per_user=1)
+    assert CallOptions.from_options(parsed) == CallOptions(6.0, 2048, 200.0, 0.5, 1)
+
+
+def _turns(*outcomes: str | None) -> list[Turn]:
+    clip = caller_clips()[0]
+    return [Turn(number, clip, 0.0, 1.0, outcome=outcome) for number, outcome in enumerate(outcomes, start=1)]
 
 
 def test_a_call_completes_when_every_turn_is_answered_or_cut_on_purpose():
-    assert CallResult(turns=[1, 2], answered_turns=1, cut_turns=1).completed  # type: ignore[list-item]
-    assert CallResult(turns=[1, 2], answered_turns=1, abandoned_turns=1).completed  # type: ignore[list-item]
-    assert not CallResult(turns=[1, 2], answered_turns=1).completed  # type: ignore[list-item]
-    assert not CallResult(turns=[1], answered_turns=1, failure="x").completed  # type: ignore[list-item]
-    whole = CallResult().absorb(CallResult(turns=[1], abandoned_turns=1, faults=[ABRUPT_DISCONNECT], continue_from=1))
-    whole.absorb(CallResult(turns=[2], answered_turns=1))  # type: ignore[list-item]
+    def failure(**fields):
+        found = call_failure(CallResult(**fields))
+        return None if found is None else found.kind
+
+    assert failure(turns=_turns(ANSWERED, CUT_BY_HANGUP), answered_turns=1, cut_turns=1) is None
+    assert failure(turns=_turns(ANSWERED, ABANDONED), answered_turns=1, abandoned_turns=1) is None
+    assert failure(turns=_turns(ANSWERED, UNANSWERED), answered_turns=1, failure="no audible agent audio") == UNANSWERED_TURN
+    assert failure(turns=_turns(ANSWERED, None), answered_turns=1) == OTHER_FAILURE  # never decided: not a success
+    assert failure(turns=_turns(ANSWERED), answered_turns=1, failure="x", dropped=True) == DROPPED
+    assert failure(failure="call setup failed: HTTP 503", setup_failed=True) == SETUP_FAILED
+    # hung up as planned before the agent said a word: the caller heard nothing, whatever the timeout
+    assert failure(turns=_turns(CUT_BY_HANGUP), cut_turns=1) == NEVER_HEARD
+    assert failure(turns=_turns(ANSWERED), answered_turns=1, checks_failed="turn 1 lacks 'ambulance'") == CHECKS_FAILED
+    assert not CallResult(turns=_turns(ANSWERED, UNANSWERED), answered_turns=1, failure="x").completed
+    first, second = _turns(ABANDONED, ANSWERED)
+    whole = CallResult().absorb(CallResult(turns=[first], abandoned_turns=1, faults=[ABRUPT_DISCONNECT], continue_from=1))
+    whole.absorb(CallResult(turns=[second], answered_turns=1))
     assert whole.completed and whole.faults == [ABRUPT_DISCONNECT] and whole.continue_from is None
 
 
@@ -224,6 +241,7 @@ def first_audible_ms(clip_id: str, frame_ms: int) -> int:
     return next(i for i, f in enumerate(frames) if pcm16_rms(f) >= DEFAULT_SPEECH_RMS) * frame_ms
 
 
+@pytest.mark.priority  # voice_loop against the chunk schedule, to within 15 ms
 @pytest.mark.parametrize("profile,ratio", [("twilio-media", 1.28), ("artagent-v1", 0.32)])
 def test_chunked_audio_paces_as_asked_and_voice_loop_follows_the_chunks(start_stack, tmp_path, profile, ratio):
     """2 KB every 200 ms: 1.28x real time as mu-law 8 kHz, 0.32x as PCM16 16 kHz. Each voice_loop equals what

@@ -8,6 +8,8 @@ import pytest
 from orchestrator.db_pool import POOL_KEYS, pool_findings, read_env_file
 from tests.conftest import latest_report, run_cli
 
+pytestmark = pytest.mark.long  # started early: see tests/conftest.py
+
 
 @pytest.mark.parametrize("name, expected", [("development", (10, 10, 30, 1800)), ("test", (40, 20, 30, 1800)),
                                             ("production", (50, 25, 30, 1800))])

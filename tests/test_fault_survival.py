@@ -3,6 +3,8 @@ limit plus the stop timeout, with a complete report that counts the failures by 
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import socket
 import subprocess
@@ -14,7 +16,9 @@ import psutil
 
 from orchestrator.local_stack import REPO_ROOT
 from orchestrator.ports import free_port
-from tests.conftest import latest_report, run_cli
+from tests.conftest import calls_running, latest_report, run_cli
+
+pytestmark = pytest.mark.long  # started early: see tests/conftest.py
 
 STOP_TIMEOUT_S = 10  # what run_load_tests gives the websocket group
 
@@ -46,7 +50,7 @@ def test_target_killed_and_restarted_mid_run(tmp_path):
     try:
         for line in run.stdout:
             seen.append(line)
-            if line.lstrip().startswith("websocket [") and restarted is None:  # 5 s in, calls are running
+            if calls_running(line) and restarted is None:  # 5 s in, calls are running
                 target.kill()
                 target.wait()
                 restarted = target = start_target(port, log)
@@ -113,7 +117,7 @@ def test_a_killed_master_leaves_no_worker_behind_and_the_run_still_reports(start
     try:
         for line in run.stdout:
             seen.append(line)
-            if line.lstrip().startswith("websocket [") and killed_at is None:  # 5 s in: calls are running
+            if calls_running(line) and killed_at is None:  # 5 s in: calls are running
                 master = next(p for p in psutil.Process(run.pid).children() if "locust" in " ".join(p.cmdline()))
                 workers = master.children()
                 master.kill()

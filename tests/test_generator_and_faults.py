@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -13,6 +15,8 @@ import httpx
 from orchestrator.local_stack import REPO_ROOT
 from orchestrator.ports import free_port
 from run_load_tests import EXIT_FAIL, EXIT_GENERATOR, EXIT_PASS, exit_code_for
+
+pytestmark = pytest.mark.long  # started early: see tests/conftest.py
 
 
 def locust(host: str, results, run_id: str, files: str, classes: list[str], users: int, seconds: int) -> dict:
@@ -75,6 +79,7 @@ def test_malformed_frames_and_a_dropped_socket_are_counted_not_fatal(tmp_path):
     assert report["summary"]["calls_failed"] >= 1 and report["summary"]["calls_completed"] == 0
 
 
+@pytest.mark.priority  # voice_loop against the target's fixed delays, to within 15 ms
 def test_leading_silence_in_the_agents_reply_counts_against_the_agent(start_stack, tmp_path):
     """voice_loop ends at the first *audible* agent frame: 400 ms of silence before the agent speaks
     must show up in full, not be hidden by the first (silent) audio frame's arrival."""

@@ -22,6 +22,8 @@ from reporting.report import metric_summaries
 from voice.audio import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, split_frames
 from voice.fixtures import clip_by_id
 
+pytestmark = pytest.mark.exclusive  # compares latencies with ground truth to the millisecond: alone
+
 EOT_SILENCE_MS = 300
 FRAME_MS = {"acs": 20, "twilio": 20, "browser": 32}
 FIXED = ["--latency-mode", "fixed", "--eot-silence-ms", str(EOT_SILENCE_MS), "--stt-final-ms", "60",

@@ -27,6 +27,8 @@ import pytest
 from orchestrator.local_stack import REPO_ROOT, StackError, redis_server_binary
 from tests.conftest import latest_report
 
+pytestmark = pytest.mark.long  # started early: see tests/conftest.py
+
 NET = "10.213.0"
 ADDRESSES = {"target": f"{NET}.10", "master": f"{NET}.11", "worker1": f"{NET}.12", "worker2": f"{NET}.13"}
 TARGET_PORT, REDIS_PORT, MASTER_PORT = 8000, 6390, 5557

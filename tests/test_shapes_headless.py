@@ -25,6 +25,8 @@ import pytest
 from orchestrator.local_stack import REPO_ROOT, LocalStack
 from orchestrator.ports import free_port
 
+pytestmark = [pytest.mark.xdist_group("shapes_headless"), pytest.mark.long]  # one set of runs, on one worker
+
 LOCUSTFILE = "tests/shapes_locustfile.py"
 RUN_TIMEOUT_S = 120  # a run whose shape never ends is killed here and fails
 

@@ -22,6 +22,8 @@ except ImportError:  # tests/ itself on sys.path (pytest's rootdir-less import)
 
 from voice.audio import downsample_16k_to_8k, mulaw_decode, mulaw_encode, speech_bounds_ms  # noqa: E402
 
+pytestmark = pytest.mark.priority  # its caller streams on deadlines and its asserts hold to 10-15 ms
+
 FIXED_LOOP_MS = 60 + 150 + 50  # stt_final + llm_ttft + tts_first_byte p50s (fixed mode)
 AGENT_CLIPS = [c for c in tf.MANIFEST["clips"] if c["role"] == "agent"]
 

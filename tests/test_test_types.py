@@ -13,16 +13,18 @@ import pytest
 
 from orchestrator.local_stack import REPO_ROOT
 
+pytestmark = [pytest.mark.xdist_group("test_types"), pytest.mark.long]  # one set of runs, on one worker
+
 RUN_TIMEOUT_S = 240
 TYPES = {
     "http_basic": ["--profile", "twilio-media"],  # the framework's own agent: health and /docs
     # the seed's 2 KB every 200 ms: 256 ms of 8 kHz mu-law per chunk, so 1.28x real time
     "throughput": ["--profile", "twilio-media", "-n", "2", "-d", "5", "-c", "2", "--interval", "200"],
     "resilience": ["-n", "2", "-d", "8", "--error-rate", "1.0"],
-    "load": ["--max-batch", "4", "--increment", "2", "-d", "3"],
-    "high_concurrency": ["-n", "4", "-d", "3"],
+    "load": ["--max-batch", "4", "--increment", "2", "-d", "5"],  # a call shorter than ~4 s never hears an answer
+    "high_concurrency": ["-n", "3", "--batch-size", "2", "-d", "5"],
     "wave_pattern": ["--peak-calls", "4", "--num-waves", "2", "--wave-duration", "8"],
-    "burst_pattern": ["--burst-size", "3", "--num-bursts", "2", "--ramp-up-ms", "200", "--rest-seconds", "2", "-d", "3"],
+    "burst_pattern": ["--burst-size", "3", "--num-bursts", "2", "--ramp-up-ms", "200", "--rest-seconds", "2", "-d", "5"],
     "stability": ["--test-duration-minutes", "0.5", "--base-calls", "1", "--peak-calls", "3"],  # 3 phases of 10 s
     "resource_monitoring": ["-n", "2", "-d", "4", "--monitor-interval", "0.5"],
 }
@@ -98,9 +100,22 @@ def test_resilience_counts_injected_faults_and_the_calls_that_survived_them(runs
     assert test["calls_completed_despite_errors"] > 0
 
 
-def test_high_concurrency_starts_every_call(runs):
-    test = runs["high_concurrency"].report["test"]
-    assert test["calls_started"] >= 4 and test["calls_completed"] >= 4
+def test_high_concurrency_places_its_calls_in_batches_started_together(runs):
+    run = runs["high_concurrency"]
+    test = run.report["test"]
+    assert test["calls_started"] == 3 and test["call_success_rate"] == 100.0 * test["calls_completed"] / 3, test
+    assert [(b["batch"], b["calls"], b["calls_started"]) for b in test["batches"]] == \
+        [("batch 1 (2 calls)", 2, 2), ("batch 2 (1 call)", 1, 1)], test["batches"]
+    assert "up to 2 TelephonyCaller" in run.output and "(2 users)" in run.output  # its real user count
+
+
+def test_call_count_types_place_exactly_their_calls_and_judge_them(runs):
+    """-n calls are -n calls (one per caller), and the success rate is succeeded / started."""
+    for name in ("throughput", "resilience", "resource_monitoring"):
+        test = runs[name].report["test"]
+        assert test["calls_started"] == 2, (name, test)
+        assert test["call_success_rate"] == 100.0 * test["calls_completed"] / 2, (name, test)
+        assert f"{test['calls_completed']} of 2 calls succeeded" in runs[name].output
 
 
 @pytest.mark.parametrize("name, phases", [("wave_pattern", ["wave 1 peak", "wave 1 valley", "wave 2 peak", "wave 2 valley"]),

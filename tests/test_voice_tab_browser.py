@@ -32,6 +32,8 @@ from metrics.histogram import LatencyHistogram
 from orchestrator.local_stack import REPO_ROOT
 from orchestrator.ports import free_port
 
+pytestmark = pytest.mark.long  # started early: see tests/conftest.py
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")

@@ -180,6 +180,8 @@ def call_failure(result: CallResult) -> CallFailure | None:
         return CallFailure(UNANSWERED_TURN, result.failure or "a turn got no audible answer")
     if result.failure is not None:
         return CallFailure(OTHER_FAILURE, result.failure)
+    if undecided := [turn.index for turn in result.turns if turn.outcome is None]:
+        return CallFailure(OTHER_FAILURE, f"turn {undecided[0]} ended neither answered nor hung up on")
     if result.checks_failed is not None:
         return CallFailure(CHECKS_FAILED, result.checks_failed)
     if result.answered_turns == 0:

@@ -16,8 +16,7 @@ from locust.runners import MasterRunner
 
 from metrics.generator_health import assess_generator
 from metrics.recorder import RECORDER, MetricsRecorder
-from metrics.slo import evaluate_slos, verdict
-from reporting.report import metric_summaries, rates
+from reporting.report import judge
 from reporting.svg_chart import Reference, Series, line_chart
 from users.runtime import get_settings
 
