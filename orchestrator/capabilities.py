@@ -65,6 +65,9 @@ def probe_rest(client: httpx.Client, base_url: str, name: str, endpoint: Endpoin
         answers.append(f"{method} {status}")
         if status != nowhere.get(method) and status not in GONE_STATUSES:
             return Capability(name, FOUND, f"{endpoint.method} {endpoint.path} ({', '.join(answers)})")
+    if all(isinstance(answer, int) and answer < 400 for answer in nowhere.values()):
+        return Capability(name, UNKNOWN, f"{endpoint.method} {endpoint.path}: the server answers any path alike "
+                                         f"({', '.join(answers)}); kept")
     return Capability(name, MISSING, f"{endpoint.method} {endpoint.path} answered {', '.join(answers)}, as for a path "
                                      "the server does not have")
 

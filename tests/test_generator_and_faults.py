@@ -100,4 +100,4 @@ def test_leading_silence_in_the_agents_reply_counts_against_the_agent(start_stac
     normal_loop = locust(prompt.base_url, tmp_path, "prompt", "locustfile.py", ["TelephonyCaller"], 1, 8)["metrics"]["voice_loop"]
     late_loop = locust(late.base_url, tmp_path, "late", "locustfile.py", ["TelephonyCaller"], 1, 8)["metrics"]["voice_loop"]
     assert abs(late_loop["p50"] - (280 + 260 + 400)) <= 15, late_loop
-    assert late_loop["min"] - normal_loop["min"] >= 390
+    assert late_loop["min"] - normal_loop["min"] >= 380  # the 400 ms of silence, give or take scheduling
