@@ -16,7 +16,8 @@ from pathlib import Path
 from config import Settings
 from metrics.recorder import MetricsRecorder
 from orchestrator.locust_run import CSV_NAMES
-from reporting.report import build_report
+from metrics.histogram import LatencyHistogram
+from reporting.report import build_report, success_rates
 
 SAMPLES_FILE = "samples.json"
 TIMELINE_BIN_S = 5.0
@@ -62,7 +63,7 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
     host, command, started_at, ended_at, ...); times and users come from the groups that left samples.
     When none did (their Locust was killed), the report is empty, marked interrupted, and fails."""
     recorder = MetricsRecorder()
-    group_runs, timelines, phase_logs, locust_errors, missing = [], [], [], [], []
+    group_runs, group_samples, timelines, phase_logs, locust_errors, missing = [], [], [], [], [], []
     for outcome in outcomes:
         path = run_dir / outcome.name / SAMPLES_FILE
         try:
@@ -71,6 +72,7 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
             missing.append(outcome)
             continue
         recorder.absorb(data["samples"])
+        group_samples.append(data["samples"])
         group_runs.append((outcome, data["run"]))
         timelines.append(data.get("timeline") or [])
         phase_logs.append(data.get("phases") or [])
@@ -88,7 +90,8 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
            "locust_version": group_runs[0][1].get("locust_version") if group_runs else None,
            "workers_lost": [{**lost, "group": o.name} for o, r in group_runs for lost in r.get("workers_lost") or []],
            "groups": [{"name": o.name, "users": o.users, "run_time_s": o.run_time_s, "started_at": r["started_at"],
-                       "duration_s": r["duration_s"], "exit_code": o.exit_code} for o, r in group_runs]
+                       "duration_s": r["duration_s"], "exit_code": o.exit_code, **group_success(samples)}
+                      for (o, r), samples in zip(group_runs, group_samples)]
            + [{"name": o.name, "users": o.users, "run_time_s": o.run_time_s, "started_at": None, "duration_s": None,
                "exit_code": o.exit_code} for o in missing]}
     timeline = merge_timelines([((s - started).total_seconds(), points) for s, points in zip(starts, timelines)])
@@ -100,6 +103,16 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
         report["summary"]["messages"].append(
             f"group {outcome.name} left no samples (Locust exit code {outcome.exit_code}); see {outcome.name}/locust.log")
     return report
+
+
+def group_success(samples: dict) -> dict:
+    """A group's own success rate (calls, or requests in a group that placed none) from its shipped samples."""
+    requests = sum(LatencyHistogram.from_wire(h).total for h in samples.get("requests", {}).values())
+    failures = sum(samples.get("request_failures", {}).values())
+    counters = samples.get("counters", {})
+    rates = success_rates(counters, requests, failures)
+    return {"success_rate": rates["success_rate"], "success_basis": rates["success_basis"],
+            "calls_ended": counters.get("calls_completed", 0) + counters.get("calls_failed", 0)}
 
 
 def _group_request_rates(report: dict, run_dir: Path, names: list[str]) -> None:

@@ -108,7 +108,7 @@ def test_the_verdict_says_what_a_caller_of_this_agent_got(agents, config, tmp_pa
     if kind == "throughput":
         test = report["test"]
         assert test["calls_started"] == 2 and test["call_success_rate"] == (100.0 if mode in ("healthy", "slow") else 0.0), test
-        assert report["run"]["groups"][0]["users"] == 2 and "(2 users)" in output  # its real user count
+        assert report["run"]["groups"][0]["users"] == 2 and "(2 users, calls " in " ".join(output.split())  # real users
 
 
 def test_a_required_capability_the_agent_lacks_stops_the_run_at_preflight(agents, tmp_path):

@@ -48,7 +48,10 @@ def _group_files(run_dir, name, values, started):
     for value in values:
         recorder.record("voice_loop" if name == "websocket" else "llm_ttft", value)
         recorder.record_request("voice" if name == "websocket" else "openai", "x", value, failed=value > 900)
-    recorder.count("calls_started", len(values))
+    if name == "websocket":  # callers: their calls ended, a tenth failed; the backend group places none
+        recorder.count("calls_started", len(values))
+        recorder.count("calls_completed", len(values) - len(values) // 10)
+        recorder.count("calls_failed", len(values) // 10)
     group_dir = run_dir / name
     group_dir.mkdir(parents=True)
     run = {"started_at": started, "ended_at": started.replace(":00+", ":20+"), "duration_s": 20.0, "users": 3, "workers": 0,
@@ -75,8 +78,13 @@ def test_merged_report_is_exact_over_all_groups_and_notes_a_group_that_left_noth
         single.record("llm_ttft", value)
     exact = metric_summaries(single)
     assert report["metrics"]["voice_loop"] == exact["voice_loop"] and report["metrics"]["llm_ttft"] == exact["llm_ttft"]
-    assert report["summary"]["calls_started"] == 800
+    assert report["summary"]["calls_started"] == 500 and report["summary"]["success_rate"] == 90.0
     assert report["summary"]["failures"] == sum(v > 900 for v in voice)
+    # each group's own success rate: the callers' calls; the backend group's requests, as it placed no call
+    groups = {g["name"]: g for g in report["run"]["groups"]}
+    assert (groups["websocket"]["success_rate"], groups["websocket"]["success_basis"], groups["websocket"]["calls_ended"]) \
+        == (90.0, "calls", 500)
+    assert (groups["backend"]["success_rate"], groups["backend"]["success_basis"]) == (100.0, "requests")
     assert report["run"]["started_at"] == "2026-01-01T10:00:00+00:00" and report["run"]["ended_at"] == "2026-01-01T10:01:20+00:00"
     assert report["run"]["interrupted"] is True  # the api group left no samples
     assert any("group api left no samples" in m for m in report["summary"]["messages"])
