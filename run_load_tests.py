@@ -6,7 +6,8 @@ agent in target/) and tests that. Results go to results/<run-id>/ (report.json, 
 junit.xml, Locust's CSVs, logs); results/latest points at the newest run.
 
 Exit codes: 0 pass (or warn without --strict) · 1 fail (or warn with --strict) · 2 bad input or
-configuration · 3 target unreachable at preflight · 4 generator overloaded, figures not trustworthy.
+configuration · 3 target unreachable at preflight, or lacking what the run needs (--require, or any way for
+a caller to reach it) · 4 generator overloaded, figures not trustworthy.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load-test a real-time voice AI agent (telephony/browser audio over WebSocket) and check its SLOs.",
         epilog="Suites: " + "; ".join(f"{s.name}: {s.description}" for s in SUITES.values())
         + ". Environment: API_BASE_URL, WS_BASE_URL, REDIS_URL, OPENAI_*, SPEECH_*, COSMOS_*, TEST_DURATION, MAX_USERS."
-        " Exit codes: 0 pass, 1 fail, 2 bad input, 3 target unreachable, 4 generator overloaded.",
+        " Exit codes: 0 pass, 1 fail, 2 bad input, 3 target unreachable or lacking what the run needs, 4 generator "
+        "overloaded.",
     )
     parser.add_argument("--test-suite", choices=sorted(SUITES), default="quick", help="which suite to run (default: quick)")
     parser.add_argument("--host", help="base URL of the deployed system under test, e.g. https://agent.example.com "
@@ -356,11 +358,9 @@ def fit_plans(plans: list[GroupPlan], capabilities: list[Capability], profile: s
 
 def settings_seen_by_locust(env: dict[str, str], args: argparse.Namespace) -> Settings:
     """The settings the Locust processes will resolve from their environment (the local stack's services
-    included) and the --config file: what decides which backend services are configured."""
-    try:
-        return load_settings(env=env, config_file=args.config)
-    except ConfigError:
-        return load_settings(env={})
+    included) and the --config file: what decides which backend services are configured. (The same file and
+    environment, less the stack's additions, were already valid for resolve_settings.)"""
+    return load_settings(env=env, config_file=args.config)
 
 
 def printable_config(settings: Settings, plans: list[GroupPlan], args: argparse.Namespace) -> dict:

@@ -40,10 +40,14 @@ def test_redis_killed_mid_run_is_counted_and_recovered(tmp_path):
                                "--only-summary", "--results-dir", str(tmp_path), "--run-id", "redis-fault"],
                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(5)  # let it run against a healthy server first
+        healthy = redis.Redis(port=port, password=PASSWORD)
+        deadline = time.monotonic() + 30
+        while not healthy.keys("session:*"):  # the users are writing sessions against a healthy server
+            assert time.monotonic() < deadline and locust.poll() is None, "the Redis users never wrote a session"
+            time.sleep(0.1)  # poll interval
         server.kill()
         server.wait(timeout=5)
-        time.sleep(3)
+        time.sleep(3)  # the outage: three seconds without Redis
         server = start_redis(port)  # back, empty, on the same address
         output, _ = locust.communicate(timeout=60)
         recovered = redis.Redis(port=port, password=PASSWORD).keys("session:*")
