@@ -1,12 +1,16 @@
 """What the target serves and which backend services are configured, found at preflight before any load,
 so a run is judged on what the agent has: its users leave out what is missing instead of counting it as errors.
 
-Endpoints are probed without side effects. A REST route is asked with OPTIONS (a route that exists answers
-anything but 404: 405, 200, 401, ...), and with GET when OPTIONS says 404 (some servers route only the methods
-they serve); nothing is ever POSTed. A WebSocket route gets a bare handshake, closed at once. Only 404/410
-means missing: a refusal (401, 403, 400) means the route is there, and an error means we could not tell, so
-the users stay and their failures are counted. Backend services count as configured by the environment, the
-YAML config or the local stack, never guessed from --host.
+Endpoints are probed without side effects and compared with the answer to a made-up path, so each server's
+own way of saying "no such route" reads as missing (404 mostly; Starlette and FastAPI refuse an upgrade to an
+unknown socket with 403). A REST route is asked with OPTIONS (an existing route answers 405, 200, 401, ...),
+then with GET when OPTIONS told nothing; nothing is ever POSTed. A WebSocket route gets a bare handshake,
+closed at once; a media socket refused like the made-up path is tried once more the way a caller reaches it,
+with a call placed by the start-call route (some agents refuse call ids they did not hand out: the one call a
+preflight may place). A refusal unlike the made-up path's (401, 400, ...) means the route is there; an error, or a
+server that answers every path alike, means we could not tell ("unknown"): the users stay and their failures
+are counted. Backend services count as configured by the environment, the YAML config or the local stack,
+never guessed from --host.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import websocket
 
 from config import Endpoint, Settings
 from protocols.connection import open_websocket
+from users.call_setup import CallSetupError, acs_media_url, call_id_from, random_e164, twiml_stream, twilio_webhook_form
 
 FOUND, MISSING, NOT_CONFIGURED, UNKNOWN = "found", "missing", "not configured", "unknown"
 GONE_STATUSES = (404, 410)
@@ -107,6 +112,32 @@ def probe_websocket(ws_base_url: str, name: str, endpoint: Endpoint, insecure: b
     return Capability(name, FOUND, f"WebSocket {endpoint.path} is there but answered HTTP {status} to a bare upgrade")
 
 
+def probe_media_with_a_call(client: httpx.Client, base_url: str, ws_base: str, settings: Settings) -> Capability:
+    """The media socket, reached as a caller does: place a call with the start-call route (the one side effect of
+    a preflight, and only when an upgrade with a made-up call id was refused as for a path the server does not
+    have: an agent may refuse call ids it did not hand out), then handshake with what it answered."""
+    profile = settings.profiles[settings.profile]
+    media, start = profile.media_ws, profile.start_call
+    try:
+        if media.protocol == "twilio":
+            answer = client.post(base_url + start.path, content=twilio_webhook_form("CA" + uuid.uuid4().hex),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=PROBE_TIMEOUT_S)
+            stream = twiml_stream(answer.text) if answer.status_code == 200 else None
+            url, headers = (stream[0], {}) if stream and stream[0].startswith(("ws://", "wss://")) else (ws_base + media.path, {})
+        else:
+            answer = client.post(base_url + start.path, json={"target_number": random_e164()}, timeout=PROBE_TIMEOUT_S)
+            url, headers = acs_media_url(ws_base, media.path, call_id_from(answer.json()))
+    except (httpx.HTTPError, ValueError, CallSetupError) as exc:
+        return Capability("media_ws", MISSING, f"WebSocket {media.path} refused a made-up call, and a real one could not be "
+                                               f"placed ({exc.__class__.__name__})")
+    status = _handshake(url, headers, settings.insecure)
+    if status == 101:
+        return Capability("media_ws", FOUND, f"WebSocket {media.path} ({media.protocol}), for a call placed with "
+                                             f"{start.method} {start.path} (it refuses made-up call ids)")
+    return Capability("media_ws", MISSING, f"WebSocket {media.path} answered {status} to the upgrade, even for a call "
+                                           f"placed with {start.method} {start.path}")
+
+
 def probe_target(base_url: str, settings: Settings) -> list[Capability]:
     """Every endpoint of the profile: found, missing, not in the profile (not configured) or unknown."""
     profile = settings.profiles[settings.profile]
@@ -123,6 +154,9 @@ def probe_target(base_url: str, settings: Settings) -> list[Capability]:
                 found.append(probe_websocket(ws_base, name, endpoint, settings.insecure, nowhere_ws))
             else:
                 found.append(probe_rest(client, base_url, name, endpoint, nowhere))
+        by_name = {c.name: c for c in found}
+        if by_name["media_ws"].status == MISSING and by_name["start_call"].status == FOUND:
+            found[found.index(by_name["media_ws"])] = probe_media_with_a_call(client, base_url, ws_base, settings)
     return found
 
 

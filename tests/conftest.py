@@ -167,14 +167,14 @@ class FixtureAgent:
     """tests/fixture_agent.py (a voice agent that shares no code with voiceload) in its own process, in a
     mode: healthy, silent, every_other, slow or drops. Its log goes to a file, never to an unread pipe."""
 
-    def __init__(self, mode: str, log_path: Path) -> None:
+    def __init__(self, mode: str, log_path: Path, *extra: str) -> None:
         from orchestrator.ports import free_port
 
         self.mode, self.port, self.log_path = mode, free_port(), log_path
         self.url = f"http://127.0.0.1:{self.port}"
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "fixture_agent.py"), "--port",
-                                             str(self.port), "--mode", mode], stdout=log, stderr=subprocess.STDOUT)
+                                             str(self.port), "--mode", mode, *extra], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while not self._healthy():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -204,8 +204,8 @@ def start_agent(tmp_path):
     """Start fixture agents by mode (FixtureAgent); all are stopped at teardown."""
     agents: list[FixtureAgent] = []
 
-    def start(mode: str) -> FixtureAgent:
-        agents.append(FixtureAgent(mode, tmp_path / f"agent-{mode}-{len(agents)}.log"))
+    def start(mode: str, *extra: str) -> FixtureAgent:
+        agents.append(FixtureAgent(mode, tmp_path / f"agent-{mode}-{len(agents)}.log", *extra))
         return agents[-1]
 
     yield start

@@ -213,10 +213,14 @@ class Call:
                 await self.on_audio(samples)
 
 
-def media_endpoint(mode: str, proto: str) -> Callable[[WebSocket], Awaitable[None]]:
-    """The WebSocket handler for one protocol; in drops mode it hangs up after DROP_AFTER_S."""
+def media_endpoint(mode: str, proto: str, issued: set[str] | None = None) -> Callable[[WebSocket], Awaitable[None]]:
+    """The WebSocket handler for one protocol; in drops mode it hangs up after DROP_AFTER_S. With `issued`, an
+    ACS socket whose call_connection_id the agent did not hand out is refused before the upgrade."""
 
     async def endpoint(ws: WebSocket) -> None:
+        if issued is not None and ws.query_params.get("call_connection_id") not in issued:
+            await ws.close(code=1008)  # before accept: the upgrade is refused (HTTP 403)
+            return
         await ws.accept()
         call = Call(ws, mode, proto)
         try:
@@ -237,9 +241,16 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def initiate(request: Request) -> JSONResponse:
-    """ACS: start an outbound call (only a call id comes back)."""
-    return JSONResponse({"call_id": str(uuid.uuid4())})
+def initiate_endpoint(issued: set[str] | None) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """ACS: start an outbound call (only a call id comes back, remembered in `issued` when given)."""
+
+    async def initiate(request: Request) -> JSONResponse:
+        call_id = str(uuid.uuid4())
+        if issued is not None:
+            issued.add(call_id)
+        return JSONResponse({"call_id": call_id})
+
+    return initiate
 
 
 async def inbound(request: Request) -> Response:
@@ -253,14 +264,16 @@ async def inbound(request: Request) -> Response:
     return Response(twiml, media_type="text/xml")
 
 
-def build_app(mode: str) -> Starlette:
-    """The agent's Starlette app for one mode; every path not listed here answers 404."""
+def build_app(mode: str, own_call_ids: bool = False) -> Starlette:
+    """The agent's Starlette app for one mode; every path not listed here answers 404. With `own_call_ids` the
+    ACS media socket takes only call ids that /api/v1/calls/initiate handed out."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    issued: set[str] | None = set() if own_call_ids else None
     return Starlette(routes=[
         Route("/api/v1/health", health, methods=["GET"]),
-        Route("/api/v1/calls/initiate", initiate, methods=["POST"]),
-        WebSocketRoute("/api/v1/media/stream", media_endpoint(mode, "acs")),
+        Route("/api/v1/calls/initiate", initiate_endpoint(issued), methods=["POST"]),
+        WebSocketRoute("/api/v1/media/stream", media_endpoint(mode, "acs", issued)),
         Route("/healthcheck", health, methods=["GET"]),
         Route("/calls/inbound", inbound, methods=["POST"]),
         WebSocketRoute("/audio-stream", media_endpoint(mode, "twilio")),
@@ -273,8 +286,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", choices=MODES, default="healthy")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--own-call-ids", action="store_true", help="refuse ACS media sockets for call ids not handed out")
     args = parser.parse_args()
-    uvicorn.run(build_app(args.mode), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_app(args.mode, args.own_call_ids), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,15 @@ def test_an_agent_with_only_health_start_call_and_a_media_socket(start_agent):
     assert no_call_channel(acs) is None
 
 
+def test_a_media_socket_that_refuses_made_up_call_ids_is_found_with_a_placed_call(start_agent):
+    """An agent may refuse a call id it did not hand out exactly as it refuses an unknown path: the probe then
+    places one call with the start-call route, as a caller would, before calling the socket missing."""
+    agent = start_agent("healthy", "--own-call-ids")
+    found = {c.name: c for c in probe_target(agent.url, load_settings({"api_base_url": agent.url}, env={}))}
+    assert found["media_ws"].status == FOUND and "refuses made-up call ids" in found["media_ws"].why, found["media_ws"]
+    assert found["relay_ws"].status == MISSING
+
+
 class AnswersEverything(http.server.BaseHTTPRequestHandler):
     """A catch-all server (a single-page app's fallback): 200 to any path and method, no WebSocket."""
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from urllib.parse import urlencode
 from collections import deque
 
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from metrics.recorder import RECORDER
-from users.call_setup import random_e164
+from users.call_setup import random_e164, twilio_webhook_form
 from users.runtime import get_settings
 
 
@@ -90,8 +89,7 @@ class ApiUser(FastHttpUser):
                 pass
 
     def twilio_webhook(self) -> None:
-        form = urlencode({"From": random_e164(), "To": random_e164(), "CallSid": "CA" + uuid.uuid4().hex})
-        self.client.post(self.profile.start_call.path, data=form, name="start_call",
+        self.client.post(self.profile.start_call.path, data=twilio_webhook_form("CA" + uuid.uuid4().hex), name="start_call",
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
 
     def inbound_call(self) -> None:

@@ -31,11 +31,33 @@ def random_e164() -> str:
     return f"+1555{random.randint(100, 199):03d}{random.randint(0, 9999):04d}"
 
 
-def _call_id_from(body: dict) -> str:
+def call_id_from(body: dict) -> str:
+    """The call id in a start-call answer (the accelerators name it differently); CallSetupError if none."""
     for key in ("call_id", "callConnectionId", "call_connection_id", "id"):
         if isinstance(body.get(key), str) and body[key]:
             return body[key]
     raise CallSetupError("start-call response has no call id")
+
+
+def acs_media_url(ws_base: str, path: str, call_id: str) -> tuple[str, dict[str, str]]:
+    """(URL, headers) of an ACS media socket for a call: the call id in the query and in a header."""
+    return f"{ws_base}{path}?{urlencode({'call_connection_id': call_id})}", {"x-ms-call-connection-id": call_id}
+
+
+def twiml_stream(twiml: str) -> tuple[str, dict[str, str]] | None:
+    """(stream URL, its <Parameter>s) of a TwiML <Connect><Stream>, or None when it has none."""
+    try:
+        stream = ET.fromstring(twiml).find("./Connect/Stream")
+    except ET.ParseError:
+        return None
+    if stream is None or not stream.get("url"):
+        return None
+    return stream.get("url"), {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+
+
+def twilio_webhook_form(call_sid: str) -> str:
+    """The inbound-call webhook's form body, as Twilio posts it."""
+    return urlencode({"From": random_e164(), "To": random_e164(), "CallSid": call_sid})
 
 
 def start_call(client, settings: Settings) -> MediaTarget:
@@ -53,31 +75,26 @@ def start_call(client, settings: Settings) -> MediaTarget:
             response.failure(f"HTTP {response.status_code}")
             raise CallSetupError(f"start call answered HTTP {response.status_code}")
         try:
-            call_id = _call_id_from(response.json())
+            call_id = call_id_from(response.json())
         except (ValueError, CallSetupError) as exc:
             response.failure(str(exc))
             raise CallSetupError(str(exc)) from None
-    url = f"{ws_base}{media.path}?{urlencode({'call_connection_id': call_id})}"
-    return MediaTarget(call_id, url, {"x-ms-call-connection-id": call_id}, AcsCodec(call_id))
+    url, headers = acs_media_url(ws_base, media.path, call_id)
+    return MediaTarget(call_id, url, headers, AcsCodec(call_id))
 
 
 def _start_twilio(client, settings: Settings, ws_base: str) -> MediaTarget:
     call_sid = "CA" + uuid.uuid4().hex
-    form = urlencode({"From": random_e164(), "To": random_e164(), "CallSid": call_sid})
-    with client.post(settings.target_profile.start_call.path, data=form, name="start_call", catch_response=True,
-                     headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+    with client.post(settings.target_profile.start_call.path, data=twilio_webhook_form(call_sid), name="start_call",
+                     catch_response=True, headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
         if response.status_code != 200:
             response.failure(f"HTTP {response.status_code}")
             raise CallSetupError(f"inbound webhook answered HTTP {response.status_code}")
-        try:
-            stream = ET.fromstring(response.text).find("./Connect/Stream")
-        except ET.ParseError:
-            stream = None
-        if stream is None or not stream.get("url"):
+        stream = twiml_stream(response.text)
+        if stream is None:
             response.failure("TwiML has no <Connect><Stream url>")
             raise CallSetupError("TwiML has no <Connect><Stream url>")
-    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-    url = stream.get("url")
+    url, params = stream
     if not url.startswith(("ws://", "wss://")):
         url = f"{ws_base}{settings.target_profile.media_ws.path}"
     call_sid = params.get("callSid") or call_sid
