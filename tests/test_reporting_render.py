@@ -333,3 +333,14 @@ def test_junit_takes_its_thresholds_from_the_report(report):
     assert by_name["success_rate"].find("failure").get("message") == "call success rate 85.0% < 90%"
     assert "limit 5 ms" in by_name["generator_healthy"].find("failure").text
     assert "(limit 5 ms)" in render_html(report)
+
+
+def test_html_lists_what_the_target_serves(report):
+    report["capabilities"] = [{"name": "media_ws", "status": "found", "why": "WebSocket /api/v1/media/stream (acs)"},
+                              {"name": "relay_ws", "status": "missing", "why": "answered HTTP 404 <b>"}]
+    html = render_html(report)
+    table = html[html.index('id="capabilities"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr>") == 3 and "<td>relay_ws</td><td>missing</td>" in table
+    assert "answered HTTP 404 &lt;b&gt;" in table  # escaped
+    assert 'id="capabilities"' not in render_html({**report, "capabilities": []})
