@@ -135,8 +135,8 @@ def say_what_the_target_lacks(host: str, settings: Settings, env: dict[str, str]
     capabilities = probe_target(host, settings) + backend_capabilities(seen)
     for capability in capabilities:
         if capability.status == MISSING or (capability.status == NOT_CONFIGURED and capability.name in BACKENDS):
-            print(f"voiceload: the target lacks {capability.name} ({capability.status}: {capability.why}); users "
-                  "that need it will fail, the others leave it out", flush=True)
+            print(f"voiceload: {capability.name} {capability.status}: {capability.why} (pick no users that need it; "
+                  "the others leave it out)", flush=True)
     return absent_endpoints(capabilities)
 
 
