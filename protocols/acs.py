@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from protocols.media import AUDIO, OTHER, STOP_AUDIO, InboundEvent, ProtocolError, b64_size
-from voice.audio import frame_bytes, split_frames
+from audio.pcm import frame_bytes, split_frames
 
 _AUDIO_PREFIX = b'{"kind":"AudioData","audioData":{"data":"'
 _AUDIO_SUFFIX_START = b'","'

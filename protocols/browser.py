@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from protocols.media import ASSISTANT_TEXT, AUDIO, OTHER, STOP_AUDIO, TRANSCRIPT_FINAL, TRANSCRIPT_PARTIAL, InboundEvent, ProtocolError, b64_size
-from voice.audio import split_frames
+from audio.pcm import split_frames
 
 BROWSER_FRAME_BYTES = 1024  # what the web front end sends: 512 samples = 32 ms at 16 kHz
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from protocols.media import AUDIO, MARK, OTHER, STOP_AUDIO, InboundEvent, ProtocolError, b64_size
-from voice.audio import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, split_frames
+from audio.pcm import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, split_frames
 
 
 class TwilioCodec:

@@ -30,7 +30,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from voice.fixtures import AUDIO_DIR, load_clips
+from audio.fixtures import AUDIO_DIR, load_clips
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 PRIORITIES = ("emergency", "urgent", "routine")

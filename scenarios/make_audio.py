@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voice.audio import DEFAULT_SPEECH_RMS, read_wav, speech_bounds_ms  # noqa: E402
+from audio.pcm import DEFAULT_SPEECH_RMS, read_wav, speech_bounds_ms  # noqa: E402
 
 AUDIO_DIR = Path(__file__).resolve().parent / "audio"
 SAMPLE_RATE = 16000

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from voice.audio import downsample_16k_to_8k, frame_bytes, mulaw_encode, read_wav, split_frames
+from audio.pcm import downsample_16k_to_8k, frame_bytes, mulaw_encode, read_wav, split_frames
 
 SAMPLE_RATE = 16000
 

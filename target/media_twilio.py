@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from target.agent_audio import AgentClip
 from target.pipeline import Call, MediaSender, decode_base64_audio
-from voice.audio import mulaw_decode
+from audio.pcm import mulaw_decode
 
 SAMPLE_RATE = 8000
 

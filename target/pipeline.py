@@ -31,7 +31,7 @@ from target.agent_audio import AgentClip, choose_reply
 from target.ground_truth import CallTruth, TurnTruth, utc_now_iso
 from target.recognizer import MAX_RECOGNIZE_FRAMES, reply_topic
 from target.vad import Endpointer, SpeechRun, VadEvent
-from voice.audio import pcm16_rms
+from audio.pcm import pcm16_rms
 
 if TYPE_CHECKING:
     from target.context import AppContext

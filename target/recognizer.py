@@ -27,7 +27,7 @@ import numpy as np
 from protocols.acs import AcsCodec
 from protocols.browser import BrowserCodec
 from protocols.twilio import TwilioCodec
-from voice.fixtures import load_clips
+from audio.fixtures import load_clips
 
 MAX_RECOGNIZE_FRAMES = 25  # speech frames of a turn tried before it counts as unknown audio
 

@@ -38,8 +38,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from target.pipeline import PARTIAL_INTERVAL_S, perf, sleep_until
 from target.vad import Endpointer, VadEvent
-from voice.audio import pcm16_rms
-from voice.fixtures import load_clips
+from audio.pcm import pcm16_rms
+from audio.fixtures import load_clips
 
 if TYPE_CHECKING:
     from target.context import AppContext

@@ -10,7 +10,7 @@ from enum import Enum
 
 import numpy as np
 
-from voice.audio import pcm16_rms
+from audio.pcm import pcm16_rms
 
 
 def is_speech(samples: bytes | np.ndarray, threshold: float) -> bool:

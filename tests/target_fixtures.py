@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:  # `voice` and `target` live at the repo root
 
 from orchestrator.local_stack import redis_server_binary  # noqa: E402
 from orchestrator.ports import free_port  # noqa: E402
-from voice.audio import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, pcm16_rms, read_wav, split_frames  # noqa: E402
+from audio.pcm import downsample_16k_to_8k, frame_bytes, mulaw_decode, mulaw_encode, pcm16_rms, read_wav, split_frames  # noqa: E402
 
 AUDIO = REPO / "scenarios" / "audio"
 MANIFEST = json.loads((AUDIO / "manifest.json").read_text())

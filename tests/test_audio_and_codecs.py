@@ -9,8 +9,8 @@ import pytest
 from protocols.acs import AcsCodec
 from protocols.media import AUDIO, MARK, OTHER, STOP_AUDIO, ProtocolError
 from protocols.twilio import TwilioCodec
-from voice.audio import mulaw_decode, mulaw_encode, pcm16_rms, speech_bounds_ms
-from voice.fixtures import caller_clips, encoded_payloads, load_clips, silence_payload
+from audio.pcm import mulaw_decode, mulaw_encode, pcm16_rms, speech_bounds_ms
+from audio.fixtures import caller_clips, encoded_payloads, load_clips, silence_payload
 from voice.pacer import AudioPacer
 
 
@@ -104,7 +104,7 @@ def test_twilio_pads_with_silence_not_mulaw_zero_bytes():
 
 
 def test_twilio_speech_bounds_come_from_the_encoded_audio():
-    from voice.fixtures import wire_speech_bounds
+    from audio.fixtures import wire_speech_bounds
 
     codec = TwilioCodec("CA1", "MZ1")
     clip = next(c for c in caller_clips() if c.id == "caller_yes")

@@ -18,7 +18,7 @@ from scenarios.catalog import PRIORITIES, load_catalog
 from target.agent_audio import choose_reply, load_agent_clips
 from target.recognizer import reply_topic
 from target.settings import DEFAULT_MANIFEST
-from voice.fixtures import clip_by_id
+from audio.fixtures import clip_by_id
 
 pytestmark = pytest.mark.long  # started early: see tests/conftest.py
 

@@ -32,9 +32,9 @@ from protocols.frame_io import (MAX_MESSAGE, OPCODE_BINARY, OPCODE_CLOSE, OPCODE
 from protocols.media import (ASSISTANT_TEXT, AUDIO, MARK, OTHER, STOP_AUDIO, TRANSCRIPT_FINAL, TRANSCRIPT_PARTIAL,
                              InboundEvent, ProtocolError, b64_size)
 from protocols.twilio import TwilioCodec
-from voice.audio import mulaw_decode
+from audio.pcm import mulaw_decode
 from voice.call_session import CallPlan, CallSession, Turn
-from voice.fixtures import Clip
+from audio.fixtures import Clip
 
 pytestmark = pytest.mark.timeout(120)
 FUZZ = settings(max_examples=200, deadline=None, database=None)

@@ -83,8 +83,8 @@ def test_malformed_frames_and_a_dropped_socket_are_counted_not_fatal(tmp_path):
 def test_leading_silence_in_the_agents_reply_counts_against_the_agent(start_stack, tmp_path):
     """voice_loop ends at the first *audible* agent frame: 400 ms of silence before the agent speaks
     must show up in full, not be hidden by the first (silent) audio frame's arrival."""
-    from voice.audio import read_wav, write_wav
-    from voice.fixtures import AUDIO_DIR, clip_by_id
+    from audio.pcm import read_wav, write_wav
+    from audio.fixtures import AUDIO_DIR, clip_by_id
 
     clip = clip_by_id("agent_ack")
     assert clip.speech_start_ms == 0

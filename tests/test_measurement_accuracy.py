@@ -19,8 +19,8 @@ from metrics.histogram import LatencyHistogram
 from metrics.recorder import MetricsRecorder
 from orchestrator.local_stack import REPO_ROOT
 from reporting.report import metric_summaries
-from voice.audio import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, split_frames
-from voice.fixtures import clip_by_id
+from audio.pcm import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, split_frames
+from audio.fixtures import clip_by_id
 
 pytestmark = pytest.mark.exclusive  # compares latencies with ground truth to the millisecond: alone
 

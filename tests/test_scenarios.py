@@ -22,8 +22,8 @@ from scenarios.catalog import PRIORITIES, ScenarioError, load_catalog, weighted_
 from target.agent_audio import choose_reply, load_agent_clips
 from target.recognizer import TOPIC_RULES, Recognizer, generator_codecs, reply_topic
 from target.settings import DEFAULT_MANIFEST
-from voice.audio import pcm16_rms, read_wav, speech_bounds_ms
-from voice.fixtures import AUDIO_DIR, clip_by_id, load_clips
+from audio.pcm import pcm16_rms, read_wav, speech_bounds_ms
+from audio.fixtures import AUDIO_DIR, clip_by_id, load_clips
 
 MANIFEST = json.loads((AUDIO_DIR / "manifest.json").read_text())
 

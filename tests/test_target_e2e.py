@@ -20,7 +20,7 @@ try:
 except ImportError:  # tests/ itself on sys.path (pytest's rootdir-less import)
     import target_fixtures as tf
 
-from voice.audio import downsample_16k_to_8k, mulaw_decode, mulaw_encode, speech_bounds_ms  # noqa: E402
+from audio.pcm import downsample_16k_to_8k, mulaw_decode, mulaw_encode, speech_bounds_ms  # noqa: E402
 
 pytestmark = pytest.mark.priority  # its caller streams on deadlines and its asserts hold to 10-15 ms
 

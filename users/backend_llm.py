@@ -23,7 +23,7 @@ from locust import User, between, task
 from metrics.events import emit
 from metrics.recorder import RECORDER
 from users.runtime import get_settings
-from voice.fixtures import caller_clips
+from audio.fixtures import caller_clips
 
 SYSTEM_PROMPT = ("You are a calm, concise medical call assistant on a phone line. Answer in one or two short "
                  "sentences, ask one clarifying question, and escalate emergencies immediately.")

@@ -34,7 +34,7 @@ from locust import User, between, task
 
 from metrics.events import emit
 from metrics.recorder import RECORDER
-from voice.fixtures import caller_clips, load_clips
+from audio.fixtures import caller_clips, load_clips
 from users.runtime import get_settings
 
 GROUP = "speech"

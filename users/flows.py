@@ -37,7 +37,7 @@ from scenarios.catalog import Catalog, Scenario, ScenarioError, load_catalog, we
 from users.call_setup import MediaTarget, start_call
 from users.voice import LocustCallObserver, VoiceCallerBase, browser_media
 from voice.call_session import CallPlan, CallResult, TurnScript, call_failure
-from voice.fixtures import clip_by_id
+from audio.fixtures import clip_by_id
 
 CHANNELS = ("auto", "telephony", "browser")
 BROWSER_EVERY = 3  # auto: flow numbers 2, 5, 8, ... go over the browser socket

@@ -34,7 +34,7 @@ from users.runtime import get_settings
 from voice.call_options import CallOptions
 from voice.call_session import ANSWERED, UNANSWERED, CallPlan, CallResult, CallSession, TurnScript, call_failure
 from voice.faults import FaultInjector, fault_rng
-from voice.fixtures import caller_clips
+from audio.fixtures import caller_clips
 
 BARGE_IN_AFTER_MS = 800.0  # an interruption starts this long into the agent's audible reply
 DTMF_DIGITS = "0123456789*#"

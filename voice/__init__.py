@@ -1,1 +1,1 @@
-"""The caller side of a voice call: fixtures, the audio pacer, and the measured call session."""
+"""The caller side of a voice call: the audio pacer, chunking, jitter, faults and the measured call session."""

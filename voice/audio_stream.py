@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from voice.audio import DEFAULT_SPEECH_RMS
-from voice.fixtures import Clip, encoded_payloads, silence_payload, wire_speech_bounds
+from audio.pcm import DEFAULT_SPEECH_RMS
+from audio.fixtures import Clip, encoded_payloads, silence_payload, wire_speech_bounds
 
 _CHUNKS: dict[tuple[str, str, int], list[bytes]] = {}
 

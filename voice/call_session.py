@@ -30,10 +30,10 @@ import websocket
 
 from protocols.frame_io import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT, FrameReader, send_data_frame
 from protocols.media import ASSISTANT_TEXT, AUDIO, MARK, OTHER, STOP_AUDIO, TRANSCRIPT_FINAL, TRANSCRIPT_PARTIAL, MediaCodec, ProtocolError
-from voice.audio import DEFAULT_SPEECH_RMS, pcm16_rms
+from audio.pcm import DEFAULT_SPEECH_RMS, pcm16_rms
 from voice.audio_stream import AudioStream
 from voice.faults import ABRUPT_DISCONNECT, MALFORMED_FRAME, RECONNECT, SKIPPED_CHUNKS, FaultInjector, fault_window, malformed_message
-from voice.fixtures import Clip
+from audio.fixtures import Clip
 from voice.jitter import PlayoutStats
 from voice.pacer import AudioPacer
 

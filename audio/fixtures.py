@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from voice.audio import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, read_wav
+from audio.pcm import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, read_wav
 
 AUDIO_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "audio"
 
