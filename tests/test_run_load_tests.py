@@ -213,6 +213,7 @@ def test_sigterm_mid_run_still_writes_the_partial_report(tmp_path):
     assert len(list(tmp_path.glob("load_test_report_2*.json"))) == 1
 
 
+@pytest.mark.priority  # Locust's 1 s worker heartbeats: a starved worker would be "lost" without being killed
 def test_a_worker_killed_mid_run_is_named_and_the_run_finishes_with_the_rest(start_stack, tmp_path):
     stack = start_stack()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_BASE_URL", "WS_BASE_URL", "VOICELOAD_"))}
