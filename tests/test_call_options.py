@@ -28,8 +28,8 @@ from target.vad import Endpointer, VadEvent
 from voice.call_options import CallOptions
 from audio.pcm import DEFAULT_SPEECH_RMS, frame_bytes, pcm16_rms, split_frames
 from voice.audio_stream import AudioStream, chunk_span, real_time_ratio, resolve_chunking, split_chunks
-from voice.call_session import (ABANDONED, ANSWERED, CHECKS_FAILED, CUT_BY_HANGUP, DROPPED, NEVER_HEARD, OTHER_FAILURE,
-                                 SETUP_FAILED, UNANSWERED, UNANSWERED_TURN, CallResult, Turn, call_failure)
+from voice.call_result import (ABANDONED, ANSWERED, CHECKS_FAILED, CUT_BY_HANGUP, DROPPED, NEVER_HEARD, OTHER_FAILURE,
+                               SETUP_FAILED, UNANSWERED, UNANSWERED_TURN, CallResult, Turn, call_failure)
 from voice.faults import (ABRUPT_DISCONNECT, FAULT_KINDS, MALFORMED_BINARY, MALFORMED_TEXT, RECONNECT, SKIPPED_CHUNKS,
                           SKIPPED_RUN, FaultInjector, fault_rng, fault_window)
 from audio.fixtures import caller_clips, clip_by_id, encoded_payloads, wire_speech_bounds

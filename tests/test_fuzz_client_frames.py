@@ -1,7 +1,7 @@
 """The caller side fuzzed with hypothesis: the codecs' parsers and audio decoders, the hot-path frame
 reader, and the call's receive loop on a real socket fed by a misbehaving peer.
 
-The contract (protocols/media.py, voice/call_session.py): a frame from the server that does not follow
+The contract (protocols/media.py, voice/call_session.py, voice/call_receiver.py): a frame from the server that does not follow
 the protocol raises ProtocolError, which the receive loop counts as a malformed frame; anything else
 escaping a parser would kill the call's receiver. The frame reader returns (opcode, payload) or raises
 ConnectionClosed / WebSocketProtocolException, which end the call as a dropped socket.
@@ -33,7 +33,9 @@ from protocols.media import (ASSISTANT_TEXT, AUDIO, MARK, OTHER, STOP_AUDIO, TRA
                              InboundEvent, ProtocolError, b64_size)
 from protocols.twilio import TwilioCodec
 from audio.pcm import mulaw_decode
-from voice.call_session import CallPlan, CallSession, Turn
+from voice.call_plan import CallPlan
+from voice.call_result import Turn
+from voice.call_session import CallSession
 from audio.fixtures import Clip
 
 pytestmark = pytest.mark.timeout(120)

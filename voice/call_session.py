@@ -1,14 +1,8 @@
 """One measured call over an open media WebSocket: the caller's side, protocol-agnostic.
 
-Three greenlets share the socket: the sender streams caller audio on absolute deadlines (speech,
-then continuous silence, as a real line does), the receiver parses the agent's frames, and the
-pinger times WebSocket ping/pong. Every latency is anchored to the schedule (DESIGN.md, Metrics):
-
-    voice_loop        = first audible agent frame - scheduled end of the caller's speech
-    stt_first_partial = first partial transcript   - scheduled start of the caller's speech
-    stt_final         = final transcript           - scheduled end of the caller's speech
-    barge_in          = StopAudio/clear/audio_stop (or the agent's audio stopping) - scheduled start
-                        of an utterance that interrupts the agent
+Three greenlets share the socket: the sender (here) streams caller audio on absolute deadlines (speech,
+then continuous silence, as a real line does); the receiver and the pinger (voice.call_receiver) parse
+the agent's frames and time WebSocket ping/pong, measuring against the sender's schedule.
 
 Audio goes out as the codec's real-time frames or as fixed chunks (voice.audio_stream); the speech anchors
 follow the messages actually sent. With `call_duration_s` the caller cycles its turns until then and hangs
@@ -22,178 +16,28 @@ import math
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import gevent
 import websocket
 
-from protocols.frame_io import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT, FrameReader, send_data_frame
-from protocols.media import ASSISTANT_TEXT, AUDIO, MARK, OTHER, STOP_AUDIO, TRANSCRIPT_FINAL, TRANSCRIPT_PARTIAL, MediaCodec, ProtocolError
-from audio.pcm import DEFAULT_SPEECH_RMS, pcm16_rms
+from protocols.frame_io import OPCODE_BINARY, OPCODE_TEXT, send_data_frame
+from protocols.media import MediaCodec
 from voice.audio_stream import AudioStream
-from voice.faults import ABRUPT_DISCONNECT, MALFORMED_FRAME, RECONNECT, SKIPPED_CHUNKS, FaultInjector, fault_window, malformed_message
-from audio.fixtures import Clip
-from voice.jitter import PlayoutStats
+from voice.call_plan import CallPlan
+from voice.call_receiver import CallReceiver
+from voice.call_result import ABANDONED, ANSWERED, CUT_BY_HANGUP, CallObserver, CallResult, Turn
+from voice.faults import ABRUPT_DISCONNECT, MALFORMED_FRAME, RECONNECT, SKIPPED_CHUNKS, fault_window, malformed_message
 from voice.pacer import AudioPacer
 
-
-class CallObserver(Protocol):
-    """Where a call's measurements go (Locust + the exact recorder in a run; a list in a test)."""
-
-    def metric(self, group: str, name: str, ms: float, error: str | None = None) -> None: ...
-
-    def value(self, name: str, value: float) -> None: ...
-
-    def count(self, name: str, amount: int = 1) -> None: ...
-
-    def error(self, kind: str, message: str) -> None: ...
-
-    def lateness(self, ms: float) -> None: ...
-
-
-@dataclass
-class TurnScript:
-    """One caller utterance. `barge_in_after_ms`: start it that long after the agent's previous reply
-    became audible, interrupting it. `dtmf`: a keypad digit to send after the agent answers.
-    `think_time_ms`: silence before it (after the previous reply; on the first turn, after connecting);
-    None: the plan's think_time_ms between turns, nothing before the first."""
-
-    clip: Clip
-    barge_in_after_ms: float | None = None
-    dtmf: str | None = None
-    think_time_ms: int | None = None
-
-
-@dataclass
-class CallPlan:
-    """How the caller behaves: what it says, how long it waits, how it decides the agent is done."""
-
-    turns: list[TurnScript]
-    turn_timeout_s: float = 8.0  # from the scheduled end of speech to the first audible reply
-    reply_gap_s: float = 0.6  # no agent audio for this long after it started = the reply is over
-    think_time_ms: int = 300  # silence between the end of a reply and the next utterance
-    ping_interval_s: float = 1.0
-    pong_timeout_s: float = 5.0
-    audible_rms: float = DEFAULT_SPEECH_RMS
-    max_call_s: float = 300.0
-    max_reply_s: float = 60.0  # a reply still going this long after it became audible is talked over
-    call_duration_s: float = 0.0  # > 0: cycle the turns until this long after the socket opened, then hang up
-    chunk_bytes: int = 0  # > 0 or chunk_interval_ms > 0: fixed chunks instead of the codec's frames
-    chunk_interval_ms: float = 0.0
-    faults: FaultInjector | None = None  # faults injected on purpose, per turn
-
-
-# Turn outcomes
-ANSWERED = "answered"
-UNANSWERED = "unanswered"
-CUT_BY_HANGUP = "cut_by_hangup"  # the planned hang-up (call_duration_s) came first: not a failure
-ABANDONED = "abandoned"  # an injected abrupt disconnect cut it off: not a failure
 MAX_TURNS = 10_000  # bound of a call cycling its turns until its duration
-
-
-@dataclass
-class Turn:
-    index: int
-    clip: Clip
-    speech_start_at: float  # scheduled (perf_counter s)
-    speech_end_at: float
-    barge_in: bool = False  # this utterance interrupts the previous reply
-    awaiting_stop: bool = False  # barge-in sent, the interrupted reply not yet stopped
-    old_audio_last_at: float | None = None
-    first_audible_at: float | None = None
-    last_agent_audio_at: float | None = None
-    first_partial_at: float | None = None
-    final_at: float | None = None
-    stopped_at: float | None = None
-    mark_seen: bool = False
-    fault: str | None = None  # injected on purpose in this turn
-    outcome: str | None = None  # ANSWERED, UNANSWERED, CUT_BY_HANGUP or ABANDONED once known
-    assistant_text: str = ""
-    transcript: str = ""  # the final transcript of this utterance, where the protocol shows it
-    playout: PlayoutStats | None = None
-
-    @property
-    def voice_loop_ms(self) -> float | None:
-        return None if self.first_audible_at is None else (self.first_audible_at - self.speech_end_at) * 1000.0
-
-
-@dataclass
-class CallResult:
-    turns: list[Turn] = field(default_factory=list)
-    answered_turns: int = 0
-    cut_turns: int = 0  # cut short by the planned hang-up
-    abandoned_turns: int = 0  # cut off by an injected abrupt disconnect
-    frames_sent: int = 0
-    dropped: bool = False  # the socket closed before we hung up
-    failure: str | None = None
-    faults: list[str] = field(default_factory=list)  # injected on purpose
-    continue_from: int | None = None  # an injected disconnect or reconnect: the next turn, on a new call
-
-    setup_failed: bool = False  # the call never got its media socket
-    checks_failed: str | None = None  # the caller's own checks of the call (a consultation's keywords) failed: why
-
-    @property
-    def completed(self) -> bool:
-        """What the caller experienced was a working call (see `call_failure`)."""
-        return call_failure(self) is None
-
-    def absorb(self, later: "CallResult") -> "CallResult":
-        """Add the session that continued this call after a reconnect."""
-        self.turns += later.turns
-        self.answered_turns += later.answered_turns
-        self.cut_turns += later.cut_turns
-        self.abandoned_turns += later.abandoned_turns
-        self.frames_sent += later.frames_sent
-        self.dropped = self.dropped or later.dropped
-        self.failure = self.failure or later.failure
-        self.setup_failed = self.setup_failed or later.setup_failed
-        self.faults += later.faults
-        self.continue_from = later.continue_from
-        return self
-
-
-# Why a call failed, from the caller's side (counted as calls_failed_<kind>)
-SETUP_FAILED = "setup"  # the call never got its media socket
-DROPPED = "dropped"  # the socket closed or broke before the caller hung up
-UNANSWERED_TURN = "unanswered"  # a turn got no audible answer within its timeout
-NEVER_HEARD = "never_heard"  # the caller hung up as planned without having heard the agent once
-CHECKS_FAILED = "checks"  # a consultation's own checks (expected keywords) failed
-OTHER_FAILURE = "other"
-
-
-@dataclass(frozen=True)
-class CallFailure:
-    kind: str
-    reason: str
-
-
-def call_failure(result: CallResult) -> CallFailure | None:
-    """Why the caller would call this call a failure, or None: it was set up, its socket was not dropped,
-    every turn was answered audibly within its timeout (turns cut by the planned hang-up or an injected
-    disconnect excepted), and the caller heard the agent at least once."""
-    if result.setup_failed:
-        return CallFailure(SETUP_FAILED, result.failure or "call setup failed")
-    if result.dropped:
-        return CallFailure(DROPPED, result.failure or "the socket closed mid-call")
-    if any(turn.outcome == UNANSWERED for turn in result.turns):
-        return CallFailure(UNANSWERED_TURN, result.failure or "a turn got no audible answer")
-    if result.failure is not None:
-        return CallFailure(OTHER_FAILURE, result.failure)
-    if undecided := [turn.index for turn in result.turns if turn.outcome is None]:
-        return CallFailure(OTHER_FAILURE, f"turn {undecided[0]} ended neither answered nor hung up on")
-    if result.checks_failed is not None:
-        return CallFailure(CHECKS_FAILED, result.checks_failed)
-    if result.answered_turns == 0:
-        return CallFailure(NEVER_HEARD, f"hung up after {len(result.turns)} turn(s) without hearing the agent once")
-    return None
+MID_TURN_FAULTS = (SKIPPED_CHUNKS, MALFORMED_FRAME, ABRUPT_DISCONNECT)
 
 
 class _HangUp(Exception):
     """The planned end of the call (call_duration_s) has come."""
 
 
-class CallSession:
+class CallSession(CallReceiver):
     """Drives one call; `run()` blocks the calling greenlet until the caller hangs up."""
 
     def __init__(self, ws: websocket.WebSocket, codec: MediaCodec, plan: CallPlan, observer: CallObserver,
@@ -417,177 +261,3 @@ class CallSession:
             pacer.wait_for(index)
             raise _HangUp
         return CallSession._send_frame(self, pacer, index, payload)
-
-    def _reply_done(self, turn: Turn) -> bool:
-        if turn.mark_seen:
-            return True
-        return time.perf_counter() - (turn.last_agent_audio_at or turn.first_audible_at) > self.plan.reply_gap_s
-
-    def _turn_unanswered(self, turn: Turn) -> None:
-        turn.outcome = UNANSWERED
-        reason = f"no audible agent audio within {self.plan.turn_timeout_s:g} s of the end of speech"
-        self.result.failure = reason
-        self.observer.metric("voice", "voice_loop", self.plan.turn_timeout_s * 1000.0, reason)
-        if turn.awaiting_stop:
-            self.observer.metric("voice", "barge_in", self.plan.turn_timeout_s * 1000.0, "the agent never stopped talking")
-
-    def _check_audio_stopped(self, turn: Turn) -> None:
-        """Barge-in without a stop message: the interrupted reply's audio simply stopped arriving."""
-        now = time.perf_counter()
-        last = turn.old_audio_last_at
-        if now < turn.speech_start_at or (last is not None and now - last <= self.plan.reply_gap_s):
-            return
-        turn.awaiting_stop = False
-        if last is None or last < turn.speech_start_at:  # nothing to interrupt: not the agent's failure
-            self.observer.count("barge_in_too_late")
-            return
-        turn.stopped_at = last
-        self.observer.metric("voice", "barge_in", (last - turn.speech_start_at) * 1000.0)
-
-    def _finish_reply(self, turn: Turn) -> None:
-        """Playback figures of a reply, once it is over; on a socket that shows the caller's transcripts, an
-        answered turn without them is a failed stt_first_partial / stt_final."""
-        if self.codec.carries_transcripts and turn.outcome == ANSWERED and turn.first_audible_at is not None:
-            if turn.first_partial_at is None:
-                self.observer.metric("voice", "stt_first_partial", (turn.first_audible_at - turn.speech_start_at) * 1000.0,
-                                     "no partial transcript of the caller in this turn")
-            if turn.final_at is None:
-                self.observer.metric("voice", "stt_final", max(0.0, turn.voice_loop_ms),
-                                     "no final transcript of the caller in this turn")
-        playout, turn.playout = turn.playout, None
-        if playout is None or playout.frames < 2:
-            return
-        self.observer.metric("voice", "audio_jitter", playout.jitter_ms)
-        if playout.underruns:
-            self.observer.count("audio_underruns", playout.underruns)
-        if (factor := playout.real_time_factor) is not None:
-            self.observer.value("agent_real_time_factor", factor)
-
-    # -- receiver -------------------------------------------------------------------------------
-    def _receive_loop(self) -> None:
-        codec = self.codec
-        reader = FrameReader(self.ws.sock)
-        while True:
-            try:
-                opcode, data = reader.read()
-            except (websocket.WebSocketException, OSError) as exc:
-                self._socket_lost(f"receive failed: {exc.__class__.__name__}")
-                return
-            now = time.perf_counter()
-            if opcode == OPCODE_PONG:
-                sent = self._pings.pop(data, None)
-                if sent is not None:
-                    self.observer.metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0)
-                continue
-            if opcode == OPCODE_PING:
-                self._try_send(data, websocket.ABNF.OPCODE_PONG)
-                continue
-            if opcode == OPCODE_CLOSE:
-                self._socket_lost(f"server closed the socket (code {_close_code(data)})")
-                return
-            if opcode != OPCODE_TEXT:  # every protocol here answers in JSON text
-                self.observer.error("protocol", f"{codec.name}: binary frame where JSON text is expected")
-                self.observer.count("malformed_frames")
-                continue
-            try:
-                self._on_event(codec.parse(data), now)
-            except ProtocolError as exc:
-                self.observer.error("protocol", f"{codec.name}: {exc}")
-                self.observer.count("malformed_frames")
-
-    def _on_event(self, event, now: float) -> None:
-        turn = self.current
-        if turn is None:
-            return
-        kind = event.kind
-        if kind == AUDIO:
-            self._on_agent_audio(turn, event, now)
-        elif kind == STOP_AUDIO:
-            if turn.awaiting_stop and now >= turn.speech_start_at:
-                turn.awaiting_stop = False
-                turn.stopped_at = now
-                self.observer.metric("voice", "barge_in", (now - turn.speech_start_at) * 1000.0)
-        elif kind == MARK:
-            turn.mark_seen = turn.first_audible_at is not None
-        elif kind == TRANSCRIPT_PARTIAL:
-            if turn.first_partial_at is None and now >= turn.speech_start_at:
-                turn.first_partial_at = now
-                self.observer.metric("voice", "stt_first_partial", (now - turn.speech_start_at) * 1000.0)
-        elif kind == TRANSCRIPT_FINAL:
-            if turn.final_at is None and now >= turn.speech_start_at:
-                turn.final_at = now
-                turn.transcript = str(event.data or "")
-                if now < turn.speech_end_at:
-                    self.observer.error("early_final", "final transcript before the scheduled end of speech")
-                else:
-                    self.observer.metric("voice", "stt_final", (now - turn.speech_end_at) * 1000.0)
-        elif kind == ASSISTANT_TEXT:
-            turn.assistant_text += str(event.data or "")
-        elif kind == OTHER:
-            self.observer.error("unexpected", f"{self.codec.name}: unexpected frame {str(event.data)[:40]!r}")
-
-    def _on_agent_audio(self, turn: Turn, event, now: float) -> None:
-        if turn.awaiting_stop:
-            turn.old_audio_last_at = now  # the interrupted reply, still playing
-            return
-        if now < turn.speech_start_at:
-            return  # the tail of an earlier reply
-        turn.last_agent_audio_at = now
-        if turn.playout is None:
-            turn.playout = PlayoutStats()
-        turn.playout.add(now, event.duration_ms)
-        if turn.first_audible_at is not None:
-            return  # already measured: the cheap path, no decoding
-        if pcm16_rms(self.codec.decode_audio(event.data)) < self.plan.audible_rms:
-            return  # leading silence counts against the agent
-        turn.first_audible_at = now
-        if now < turn.speech_end_at:
-            self.observer.error("talk_over", "agent audio started before the caller finished speaking")
-            return
-        self.observer.metric("voice", "voice_loop", turn.voice_loop_ms)
-
-    # -- pinger ---------------------------------------------------------------------------------
-    def _ping_loop(self) -> None:
-        sequence = 0
-        while not self.closed and not self.hanging_up:
-            gevent.sleep(self.plan.ping_interval_s)
-            sequence += 1
-            payload = f"vl-{sequence}".encode()
-            self._pings[payload] = time.perf_counter()
-            if not self._try_send(payload, websocket.ABNF.OPCODE_PING):
-                return
-            self._expire_pings(final=False)
-
-    def _expire_pings(self, final: bool) -> None:
-        now = time.perf_counter()
-        for payload, sent in list(self._pings.items()):
-            if now - sent > self.plan.pong_timeout_s or (final and not self.closed and now - sent > 1.0):
-                del self._pings[payload]
-                self.observer.metric("websocket", "ws_ping_rtt", (now - sent) * 1000.0,
-                                     f"no pong within {self.plan.pong_timeout_s:g} s")
-
-    # -- helpers ----------------------------------------------------------------------------------
-    def _try_send(self, message: bytes, opcode: int = websocket.ABNF.OPCODE_TEXT) -> bool:
-        if self.closed:
-            return False
-        try:
-            self.ws.send(message, opcode=opcode)
-            return True
-        except (websocket.WebSocketException, OSError):
-            return False
-
-    def _socket_lost(self, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if not self.hanging_up:
-            self.result.dropped = True
-            self.result.failure = self.result.failure or f"socket closed mid-call: {reason}"
-            self.observer.error("ws_dropped", reason)
-
-
-MID_TURN_FAULTS = (SKIPPED_CHUNKS, MALFORMED_FRAME, ABRUPT_DISCONNECT)
-
-
-def _close_code(data: bytes) -> int | None:
-    return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
