@@ -1,4 +1,4 @@
-"""SLO evaluation and the run verdict: pure functions over summary numbers (DESIGN.md, Default SLOs)."""
+"""SLO evaluation and the run verdict: pure functions over summary numbers (docs/design.md, Default SLOs; docs/verdict.md)."""
 
 from __future__ import annotations
 

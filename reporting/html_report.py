@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from metric_registry import charted, meaning, unit
 from reporting.formatting import (
     DASH,
     as_float,
@@ -163,7 +164,9 @@ def _slo_row(entry: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _metric_row(name: str, m: Mapping[str, Any]) -> dict[str, str]:
-    row = {"name": text(name), "group": text(m.get("group")), "unit": text(m.get("unit") or "ms")}
+    """A metric's row; its meaning (and its unit, if the report has none) from metric_registry."""
+    row = {"name": text(name), "group": text(m.get("group")), "unit": text(m.get("unit") or unit(name)),
+           "meaning": meaning(name)}
     row["count"] = fmt_int(m.get("count"))
     for key in ("mean", "min", "p50", "p90", "p95", "p99", "max"):
         row[key] = fmt_num(m.get(key))
@@ -239,25 +242,29 @@ def _capacity_chart(capacity: Mapping[str, Any], slo: list[dict[str, Any]]) -> l
     steps = as_records(capacity.get("steps"))
     if not steps:
         return []
-    target = next((as_float(s.get("target")) for s in slo if s.get("metric") == "voice_loop" and s.get("stat") == "p95"), None)
-    reference = Reference(f"SLO {fmt_compact(target)} ms", target) if target is not None else None
+    reference = _p95_reference(slo, "voice_loop")
     series = [Series("voice_loop p95", [(s.get("calls"), s.get("voice_loop_p95")) for s in steps], _COLORS["voice"])]
     title = f"Capacity: {fmt_int(capacity.get('capacity_calls'))} calls held every SLO"
     svg = line_chart(series, title=title, x_label="concurrent calls", y_label="ms", reference=reference)
     return [{"title": title, "svg": Markup(svg) if svg else None}]
 
 
+def _p95_reference(slo: list[dict[str, Any]], name: str) -> Reference | None:
+    """The metric's p95 SLO target as a chart's reference line, if it has one."""
+    target = next(
+        (as_float(s.get("target")) for s in slo
+         if s.get("metric") == name and s.get("stat") == "p95" and as_float(s.get("target")) is not None),
+        None,
+    )
+    return Reference(f"SLO {fmt_compact(target)} {unit(name)}", target) if target is not None else None
+
+
 def _charts(timeline: list[dict[str, Any]], slo: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Three charts over time; ``svg`` is None when the chart has no data."""
+    """Users, throughput, then each charted metric's p95 (metric_registry) over time; ``svg`` is None
+    when the chart has no data."""
     def points(key: str) -> list[tuple[Any, Any]]:
         return [(row.get("t_s"), row.get(key)) for row in timeline]
 
-    target = next(
-        (as_float(s.get("target")) for s in slo
-         if s.get("metric") == "voice_loop" and s.get("stat") == "p95" and as_float(s.get("target")) is not None),
-        None,
-    )
-    reference = Reference(f"SLO {fmt_compact(target)} ms", target) if target is not None else None
     specs = [
         ("Users over time", [Series("users", points("users"), _COLORS["users"])], "users", None),
         (
@@ -267,8 +274,8 @@ def _charts(timeline: list[dict[str, Any]], slo: list[dict[str, Any]]) -> list[d
             "per second",
             None,
         ),
-        ("voice_loop p95 over time", [Series("voice_loop p95", points("voice_loop_p95"), _COLORS["voice"])],
-         "ms", reference),
+        *((f"{name} p95 over time", [Series(f"{name} p95", points(f"{name}_p95"), _COLORS["voice"])],
+           unit(name), _p95_reference(slo, name)) for name in charted()),
     ]
     charts = []
     for title, series, y_label, ref in specs:

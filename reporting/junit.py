@@ -2,7 +2,8 @@
 
 One ``<testsuite name="voiceload.slo">`` holding one ``<testcase>`` per SLO entry, plus
 ``generator_healthy`` and ``success_rate`` test cases. Status ``miss``/``fail`` becomes
-``<failure>``, ``no_data`` becomes ``<skipped>``. Built with ``xml.etree``.
+``<failure>``, ``no_data`` becomes ``<skipped>``. A failure's text gives the metric's unit and meaning
+from metric_registry; thresholds come from the report's ``thresholds``. Built with ``xml.etree``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Mapping
 
+from metric_registry import spec
 from reporting.formatting import (
     as_float,
     as_mapping,
@@ -82,12 +84,19 @@ def _slo_case(entry: Mapping[str, Any]) -> ET.Element:
     name = f"{text(entry.get('metric'))} {text(entry.get('stat'))} {op} {fmt_compact(entry.get('target'))}"
     case = _case(name)
     status = slo_status(entry)
+    metric = spec(text(entry.get("metric")))
+
+    def measured(key: str) -> str:
+        value = entry.get(key)
+        return fmt_num(value) + (f" {metric.unit}" if metric and as_float(value) is not None else "")
+
     detail = "\n".join(
         line for line in (
             f"status: {status}",
-            f"observed: {fmt_num(entry.get('observed'))}",
-            f"target: {op} {fmt_num(entry.get('target'))}",
+            f"observed: {measured('observed')}",
+            f"target: {op} {measured('target')}",
             f"definition: {entry['description']}" if entry.get("description") else "",
+            f"meaning: {metric.meaning}" if metric else "",
         ) if line
     )
     if status in ("miss", "fail"):

@@ -6,7 +6,8 @@ are template args read at page load and one hook into its own polling:
 - `extended_tabs` + `extended_tables`: extra tabs, each a table whose columns we name; their rows come
   from `extended_stats` in the /stats/requests answer, which the app polls every 2 s while a test runs.
   We add that key in an after_request hook, from the same snapshot /voiceload/live.json serves. Tabs:
-  "Voice SLOs" (every metric: count, p50/p95/p99 from the exact merged samples, SLO and status) and
+  "Voice SLOs" (every metric: count, p50/p95/p99 from the exact merged samples, SLO and status, and its
+  unit and meaning from metric_registry) and
   "Voice run" (calls, phase, generator health, a text trend of voice_loop p95).
 - `extended_csv_files`: extra links in the "Download Data" tab: report.json / report.html / junit.xml
   of the run so far, and the live page.
@@ -43,8 +44,9 @@ EXTENDED_TABS = [{"title": "Voice SLOs", "key": SLO_TAB}, {"title": "Voice run",
 EXTENDED_TABLES = [
     {"key": SLO_TAB, "structure": [
         {"key": "metric", "title": "Metric"}, {"key": "group", "title": "Group"}, {"key": "count", "title": "Count"},
-        {"key": "p50", "title": "p50 (ms)"}, {"key": "p95", "title": "p95 (ms)"}, {"key": "p99", "title": "p99 (ms)"},
-        {"key": "slo", "title": "SLO target"}, {"key": "status", "title": "Status"}]},
+        {"key": "p50", "title": "p50"}, {"key": "p95", "title": "p95"}, {"key": "p99", "title": "p99"},
+        {"key": "slo", "title": "SLO target"}, {"key": "status", "title": "Status"},
+        {"key": "unit", "title": "Unit"}, {"key": "meaning", "title": "Meaning"}]},  # from metric_registry
     {"key": RUN_TAB, "structure": [{"key": "what", "title": "What"}, {"key": "value", "title": "Now"}]},
 ]
 
