@@ -1,8 +1,8 @@
 """One typed configuration for voiceload: defaults < YAML file < environment < command line.
 
 Holds the system-under-test address and profile, backend service credentials, run sizing,
-the SLO targets and verdict thresholds (DESIGN.md, Default SLOs) and the target profiles
-(DESIGN.md, Target profiles). `load_settings` raises `ConfigError` with one readable line;
+the SLO targets and verdict thresholds (docs/design.md, Default SLOs) and the target profiles
+(docs/design.md, Target profiles). `load_settings` raises `ConfigError` with one readable line;
 callers print it and exit 2. `Settings.redacted()` is the only form that is ever printed.
 """
 
@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from metric_registry import default_slos
 
 Protocol = Literal["acs", "twilio", "browser", "relay", "http"]
 
@@ -103,31 +105,15 @@ class SloTarget(BaseModel):
     on_miss: Literal["warn", "fail"] = "warn"  # what a missed target makes of the run (latencies also fail past the miss factor)
 
 
+# The default targets are declared with their metrics, in metric_registry.py (one entry per metric).
 DEFAULT_SLOS: list[SloTarget] = [
-    SloTarget(metric="ws_handshake", op="<", target=150, description="TCP + TLS + WebSocket upgrade"),
-    SloTarget(metric="ws_ping_rtt", op="<", target=250, description="WebSocket ping -> pong"),
-    SloTarget(metric="stt_first_partial", op="<", target=400, description="speech start -> first partial transcript"),
-    SloTarget(metric="stt_final", op="<", target=1000, description="speech end -> final transcript"),
-    SloTarget(metric="llm_ttft", op="<=", target=600, description="LLM request -> first token"),
-    SloTarget(metric="tts_first_byte", op="<", target=200, description="TTS request -> first audio byte"),
-    SloTarget(metric="voice_loop", op="<=", target=700, description="caller's scheduled end of speech -> first audible agent audio"),
-    # its own row, so slow emergencies cannot hide behind fast routine calls; make it stricter in YAML
-    SloTarget(metric="voice_loop[emergency]", op="<=", target=700, description="voice_loop of emergency consultation flows"),
-    SloTarget(metric="api_response_time", op="<=", target=150, description="REST API response time"),
-    # not in the seeds: the per-turn session write and conversation upsert sit on the caller's path
-    SloTarget(metric="redis_hset", op="<=", target=20, description="per-turn Redis session write (HSET)"),
-    SloTarget(metric="cosmos_upsert", op="<=", target=50, description="per-turn Cosmos conversation upsert"),
-    SloTarget(metric="success_rate", stat="value", op=">=", target=95,
-              description="calls that succeeded, % of the calls that ended (requests, in a run that placed no calls)"),
-    SloTarget(metric="critical_error_rate", stat="value", op="<=", target=0.5, on_miss="fail",
-              description="calls that failed, % of the calls that ended"),
-    SloTarget(metric="error_rate", stat="value", op="<=", target=5,
-              description="requests that failed, % of every request (REST, handshakes, pings, backend calls)"),
+    SloTarget(metric=name, stat=slo.stat, op=slo.op, target=slo.target, description=slo.description,
+              on_miss=slo.on_miss) for name, slo in default_slos()
 ]
 
 
 class VerdictThresholds(BaseModel):
-    """When a missed target turns a run from warn into fail (DESIGN.md, verdict levels)."""
+    """When a missed target turns a run from warn into fail (docs/design.md, Verdict; the levels: docs/verdict.md)."""
 
     model_config = ConfigDict(extra="forbid")
     fail_success_rate_below: float = Field(80.0, ge=0, le=100)
@@ -171,6 +157,9 @@ class Settings(BaseModel):
     spawn_rate: float | None = Field(None, gt=0)
     results_dir: Path = Path("results")
     call_log: Path | None = Field(None, description="append one JSON line per finished call (per-turn timings)")
+    flow_scenarios: Path | None = Field(None, description="a scenario YAML file or folder for ConsultationUser (default: scenarios/)")
+    flow_channel: Literal["auto", "telephony", "browser"] = Field(
+        "auto", description="ConsultationUser's socket: auto uses the browser socket for every third flow when the profile has one")
 
     turns_per_call: int = Field(2, gt=0, le=50)
     turn_timeout_s: float = Field(8.0, gt=0)
@@ -192,6 +181,11 @@ class Settings(BaseModel):
         if parts.scheme not in allowed or not parts.netloc:
             raise ValueError(f"{value!r} is not a {'/'.join(s + '://' for s in allowed)} URL")
         return value.rstrip("/")
+
+    @field_validator("flow_channel", mode="before")
+    @classmethod
+    def _channel(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("absent_endpoints", mode="before")
     @classmethod
@@ -258,7 +252,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-# Environment variable -> settings field (DESIGN.md and the seed READMEs name these).
+# Environment variable -> settings field (docs/design.md, Configuration; the seed READMEs name these).
 ENV_VARS: dict[str, str] = {
     "API_BASE_URL": "api_base_url",
     "WS_BASE_URL": "ws_base_url",
@@ -283,6 +277,8 @@ ENV_VARS: dict[str, str] = {
     "VOICELOAD_INSECURE": "insecure",
     "VOICELOAD_CALL_LOG": "call_log",
     "VOICELOAD_ABSENT_ENDPOINTS": "absent_endpoints",
+    "VOICELOAD_SCENARIOS": "flow_scenarios",
+    "VOICELOAD_FLOW_CHANNEL": "flow_channel",
 }
 
 
@@ -300,9 +296,15 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def read_config_file(path: Path) -> dict:
+    """A --config YAML's top level (ConfigError in one line if unreadable)."""
+    return _read_yaml(path)
+
+
 def _merge_yaml(data: dict) -> dict:
-    """YAML may add profiles (merged with the built-ins) and override SLO targets by metric."""
-    merged = dict(data)
+    """YAML may add profiles (merged with the built-ins) and override SLO targets by metric. Its `scenarios:`
+    (a run plan, orchestrator/run_plan.py) are not settings."""
+    merged = {key: value for key, value in data.items() if key != "scenarios"}
     if "profiles" in data:
         merged["profiles"] = {**{k: v.model_dump() for k, v in BUILTIN_PROFILES.items()}, **(data["profiles"] or {})}
     if "slo" in data:

@@ -1,7 +1,9 @@
 """voiceload's Locust entry point: `locust -f locustfile.py` (web UI) or headless, or via run_load_tests.py.
 
-Exposes every user class, adds voiceload's options to Locust's command line (and web UI), resolves the
-settings once per process, and installs the exact-metrics plumbing that writes
+Exposes every user class, adds voiceload's options to Locust's command line (and web UI), gives Locust's
+Environment its run context (users/run_context.py: settings, exact samples, clock and per-run flags, all
+started afresh at every test_start from the options as they are then, so the web UI's start form applies to
+each run it starts, user counts per kind included), and installs the exact-metrics plumbing that writes
 results/<run-id>/report.json, report.html and junit.xml when Locust quits.
 """
 
@@ -22,7 +24,6 @@ from locust.runners import WorkerRunner
 from config import BUILTIN_PROFILES, ConfigError, load_settings
 from metrics import locust_plugin
 from orchestrator.arg_types import fraction, non_negative_float, non_negative_int, positive_float
-from metrics.recorder import RECORDER
 from orchestrator.capacity import step_verdicts
 from reporting.report import build_report, phase_rows
 from shapes import add_shape_options, install_shape  # never the shape classes: Locust would pick one up
@@ -33,7 +34,7 @@ from users.backend_llm import LLMUser
 from users.backend_llm import load_sdk as load_llm_sdk
 from users.backend_redis import RedisUser
 from users.backend_speech import SpeechUser
-from users.runtime import get_settings, set_settings
+from users.run_context import attach
 from users.flows import ConsultationUser
 from users.voice import BrowserCaller, RelayListener, TelephonyCaller
 from webui import install_voice_tab
@@ -42,6 +43,7 @@ __all__ = ["ApiUser", "BrowserCaller", "ConsultationUser", "CosmosUser", "LLMUse
 USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
                       "relay_users": RelayListener, "redis_users": RedisUser, "llm_users": LLMUser,
                       "speech_users": SpeechUser, "cosmos_users": CosmosUser, "integration_users": ConsultationUser}
+DECLARED_FIXED_COUNTS = {name: user_class.fixed_count for name, user_class in USER_COUNT_OPTIONS.items()}
 MASTER_HEARTBEAT_TIMEOUT_S = 20.0
 log = logging.getLogger("voiceload")
 
@@ -95,6 +97,10 @@ def _add_options(parser) -> None:
     group.add_argument("--calls-per-user", type=non_negative_int, default=0, metavar="N", include_in_web_ui=False,
                        help="each phone or browser caller places N calls, then waits idle until it is stopped, so a "
                        "test type's -n calls are exactly N calls (default 0: calls until the run ends)")
+    group.add_argument("--arrivals", default="", metavar="JSON", include_in_web_ui=False,
+                       help="open model: each phone or browser caller starts calls on this Poisson schedule instead of "
+                       "one after another, e.g. {\"rate\": 2, \"per\": \"s\", \"max_concurrent\": 50, \"duration_s\": 60} "
+                       "(users/arrivals.py; run_load_tests.py writes it from a plan's arrivals:)")
     group.add_argument("--stop-at-broken-phase", action="store_true", default=False, include_in_web_ui=False,
                        help="end the load shape at the first phase that breaks an SLO or the success floor (the "
                        "capacity finder's steps); default: run every phase")
@@ -112,6 +118,7 @@ def _on_init(environment, **_kw) -> None:
     if options is None:  # used as a library without a command line
         if LLMUser in environment.user_classes:
             load_llm_sdk()
+        attach(environment)
         locust_plugin.install(environment, _write_reports)
         return
     try:
@@ -119,41 +126,39 @@ def _on_init(environment, **_kw) -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         os._exit(2)  # before anything starts; Locust would otherwise print a traceback
-    set_settings(settings)
+    attach(environment, _settings_from_options).settings = settings  # before every other test_start listener
     if isinstance(environment.runner, WorkerRunner):
         # Locust reads this module constant on each check; its default of 60 s leaves an orphaned worker
         # loading the target for a minute after its master died
         locust.runners.MASTER_HEARTBEAT_TIMEOUT = options.master_heartbeat_timeout
     if not environment.host and settings.api_base_url:
         environment.host = settings.api_base_url
-    if any(getattr(options, name) for name in USER_COUNT_OPTIONS):
-        for name, user_class in USER_COUNT_OPTIONS.items():
-            user_class.fixed_count = max(0, getattr(options, name))
+    environment.events.test_start.add_listener(_apply_user_counts)
     if LLMUser in environment.user_classes:
         load_llm_sdk()
     install_shape(environment)
     clock = locust_plugin.install(environment, _write_reports, _end_at_a_broken_phase)
     install_voice_tab(environment, clock)
-    environment.events.test_start.add_listener(_refresh_settings)
 
 
 def _settings_from_options(environment):
+    """The settings of the options as they are now (at init, and at each start: the run context's factory)."""
     options = environment.parsed_options
-    return load_settings(
-        {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
-         "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate, "call_log": options.call_log,
-         "absent_endpoints": options.absent_endpoints or None},
-        config_file=options.voiceload_config,
-    )
+    overrides = {"api_base_url": environment.host, "profile": options.target_profile, "results_dir": options.results_dir,
+                 "turns_per_call": options.turns_per_call, "barge_in_rate": options.barge_in_rate,
+                 "call_log": options.call_log, "absent_endpoints": options.absent_endpoints}
+    # the web UI's start form sends a field left empty as "": not given, as on the command line
+    return load_settings({key: None if value == "" else value for key, value in overrides.items()},
+                         config_file=options.voiceload_config or None)
 
 
-def _refresh_settings(environment, **_kw) -> None:
-    """At each start, take the options as they are now: a worker has just received the master's, and the
-    web UI's start form may have changed the profile or the turns per call."""
-    try:
-        set_settings(_settings_from_options(environment))
-    except ConfigError as exc:
-        log.error("voiceload: %s; keeping the previous settings", exc)
+def _apply_user_counts(environment, **_kw) -> None:
+    """At each start (every runner kind; a master's dispatcher reads them after test_start): the exact user
+    counts per kind (--voice-users, ...) as the options are now, which the web UI's start form sets; with
+    none given, each class's own (0: by weight). Locust reads them from the classes (fixed_count)."""
+    counts = {name: max(0, int(getattr(environment.parsed_options, name, 0) or 0)) for name in USER_COUNT_OPTIONS}
+    for name, user_class in USER_COUNT_OPTIONS.items():
+        user_class.fixed_count = counts[name] if any(counts.values()) else DECLARED_FIXED_COUNTS[name]
 
 
 def _end_at_a_broken_phase(environment, phase: str) -> None:
@@ -162,7 +167,8 @@ def _end_at_a_broken_phase(environment, phase: str) -> None:
     shape = environment.shape_class
     if not getattr(environment.parsed_options, "stop_at_broken_phase", False) or shape is None:
         return
-    step = step_verdicts(phase_rows(RECORDER, [{"name": phase}], get_settings()))[0]
+    context = environment.voiceload
+    step = step_verdicts(phase_rows(context.recorder, [{"name": phase}], context.settings))[0]
     if not step["held"] and hasattr(shape, "end_now"):
         broken = ", ".join(b["metric"] for b in step["broken"]) or "no samples"
         log.info("voiceload: %s broke (%s): ending the shape there", phase, broken)
@@ -170,22 +176,22 @@ def _end_at_a_broken_phase(environment, phase: str) -> None:
 
 
 def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
-    """Master / local runner, at quit: build report.json from the exact samples and write all files."""
+    """Master / local runner, at quit: build report.json from the last run's exact samples and write all files."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         return
-    settings = get_settings()
+    settings, recorder = environment.voiceload.settings, environment.voiceload.recorder
     options = environment.parsed_options
     run = locust_plugin.run_section(environment, clock, settings, clock.ended_at or dt.datetime.now(dt.timezone.utc))
     run_time = clock.planned_run_time
     run["interrupted"] = bool(run_time and run["duration_s"] < run_time - 2.0)
     run_id = run["id"]
     exceptions = locust_plugin.locust_errors(runner)
-    report = build_report(RECORDER, settings, run, clock.timeline, exceptions, phase_log=clock.phases)
+    report = build_report(recorder, settings, run, clock.timeline, exceptions, phase_log=clock.phases)
     run_dir = Path(settings.results_dir) / run_id
     samples_file = getattr(options, "samples_file", None) if options else None
     write_run_outputs(report, run_dir, latest=not samples_file)
     if samples_file:  # one group of a larger run: the orchestrator merges these into the run's report
         Path(samples_file).write_text(json.dumps({"run": run, "timeline": clock.timeline, "phases": clock.phases, "locust_errors": exceptions,
-                                                  "samples": RECORDER.drain()}))
+                                                  "samples": recorder.drain()}))
     log.info("voiceload: report written to %s", run_dir / "report.json")

@@ -36,9 +36,9 @@ from locust.contrib.fasthttp import FastHttpUser  # noqa: E402
 
 from config import load_settings  # noqa: E402
 from metrics import locust_plugin  # noqa: E402
-from metrics.recorder import RECORDER  # noqa: E402
 from users.api import ApiUser  # noqa: E402
 from orchestrator.local_stack import LocalStack  # noqa: E402
+from users.run_context import RECORDER, attach  # noqa: E402
 from users.runtime import get_settings, set_settings  # noqa: E402
 from users.voice import TelephonyCaller  # noqa: E402
 from voice.gc_tuning import tune_gc_for_realtime  # noqa: E402
@@ -76,6 +76,7 @@ def measure_http(host: str, user_class, users: int, measure_s: float, target: ps
     environment = Environment(user_classes=[user_class], host=host, stop_timeout=2)
     runner = environment.create_local_runner()
     if user_class is HealthApiUser:  # recorded exactly, as a voiceload run does
+        attach(environment)
         locust_plugin.install(environment, lambda *_: None)
     runner.start(users, spawn_rate=users)
     gevent.sleep(2.0)

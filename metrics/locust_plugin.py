@@ -4,6 +4,10 @@
 - worker: each report to the master carries a drain of the recorder.
 - master: absorbs the drains, so it holds every worker's samples.
 - master / local: keeps a timeline and writes the run's reports when Locust quits.
+
+The recorder and the clock are the run context's, `environment.voiceload` (users/run_context.py attaches it
+before `install` and starts it afresh at every test_start, on every runner kind); the recorder is looked up
+there at each use, as each run has its own.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from locust.env import Environment
 from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
-from metrics.recorder import RECORDER, TIMELINE_METRICS
+from metrics.recorder import TIMELINE_METRICS
 from voice.gc_tuning import tune_gc_for_realtime
 
 log = logging.getLogger("voiceload")
@@ -58,16 +62,19 @@ def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
     """Register the listeners for this process's role; `on_quit(environment, clock)` writes reports;
     `on_phase_end(environment, phase)` runs once each phase of the load shape has its samples (master/local)."""
     runner = environment.runner
-    clock = RunClock()
+    context = getattr(environment, "voiceload", None)
+    if context is None:
+        raise RuntimeError("metrics.locust_plugin.install: attach a run context first (users.run_context.attach)")
+    clock = context.clock
     is_master = isinstance(runner, MasterRunner)
     is_worker = isinstance(runner, WorkerRunner)
 
     if not is_master:
         @environment.events.request.add_listener
         def _record_request(request_type, name, response_time, exception=None, **_kw):
-            RECORDER.record_request(request_type, name, float(response_time or 0.0), exception is not None)
+            context.recorder.record_request(request_type, name, float(response_time or 0.0), exception is not None)
             if exception is not None and request_type in ("GET", "POST", "PUT", "DELETE", "PATCH"):
-                RECORDER.error("http", f"{request_type} {name}: {exception}")
+                context.recorder.error("http", f"{request_type} {name}: {exception}")
 
         @environment.events.test_start.add_listener
         def _realtime_gc(environment, **_kw):
@@ -79,13 +86,13 @@ def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
 
         @environment.events.usage_monitor.add_listener
         def _cpu(environment, cpu_usage, memory_usage, **_kw):
-            RECORDER.cpu_samples.append(float(cpu_usage))
+            context.recorder.cpu_samples.append(float(cpu_usage))
 
     if is_worker:
         dump_dir = os.environ.get("VOICELOAD_SAMPLE_DUMP_DIR")
 
         def _phase(msg, **_kw):
-            RECORDER.phase = msg.data
+            context.recorder.phase = msg.data
 
         runner.register_message(PHASE_MESSAGE, _phase)
 
@@ -97,7 +104,7 @@ def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
 
         @environment.events.report_to_master.add_listener
         def _ship(client_id, data, **_kw):
-            data["voiceload"] = RECORDER.drain()
+            data["voiceload"] = context.recorder.drain()
             if dump_dir:  # a copy of every shipment, so tests can check the master merged them exactly
                 with open(os.path.join(dump_dir, f"worker-{os.getpid()}.jsonl"), "a") as dump:
                     dump.write(json.dumps(data["voiceload"]) + "\n")
@@ -109,7 +116,7 @@ def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
         @environment.events.worker_report.add_listener
         def _absorb(client_id, data, **_kw):
             if "voiceload" in data:
-                RECORDER.absorb(data["voiceload"])
+                context.recorder.absorb(data["voiceload"])
 
         if options is not None and options.headless and options.run_time:
             # Locust's own --run-time quits the master 0.5 s after telling workers to quit, while their
@@ -119,13 +126,10 @@ def install(environment: Environment, on_quit, on_phase_end=None) -> RunClock:
 
     @environment.events.reset_stats.add_listener
     def _reset(**_kw):  # the web UI's RESET STATS: voice figures start afresh with Locust's own
-        RECORDER.drain()
+        context.recorder.drain()
 
     @environment.events.test_start.add_listener
-    def _started(environment, **_kw):
-        if clock.ended_at is not None:  # the web UI starts another run: report it alone, as Locust clears its stats
-            RECORDER.drain()
-            clock.reset()
+    def _started(environment, **_kw):  # the run context has just started afresh (a new recorder, a reset clock)
         if clock.started_at is None:
             clock.started_at = dt.datetime.now(dt.timezone.utc)
             clock.started_perf = time.perf_counter()
@@ -238,7 +242,7 @@ def _announce(runner, clock: RunClock, phase: str | None) -> None:
     if isinstance(runner, MasterRunner):
         runner.send_message(PHASE_MESSAGE, phase)
     else:
-        RECORDER.phase = phase
+        runner.environment.voiceload.recorder.phase = phase
 
 
 def _announce_phase_at_tick(environment: Environment, clock: RunClock, on_phase_end=None) -> None:
@@ -317,7 +321,7 @@ def _timeline_loop(environment: Environment, clock: RunClock) -> None:
         if runner is None or runner.state in ("stopped", "quitting") or not _same_run(clock, run):
             return
         clock.workers = max(clock.workers, getattr(runner, "worker_count", 0))
-        window = RECORDER.take_window()
+        window = environment.voiceload.recorder.take_window()
         point = {
             "t_s": round(time.perf_counter() - (clock.started_perf or time.perf_counter()), 1),
             "users": runner.user_count,

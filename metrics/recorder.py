@@ -1,20 +1,23 @@
-"""The process-wide store of exact samples: metric histograms, request histograms, counters, errors.
+"""The store of a run's exact samples: metric histograms, request histograms, counters, errors.
 
-Workers drain it into each report to the master; the master (or a local runner) absorbs those
-drains, so the master's store holds exactly the union of every worker's samples.
+Each run has its own (the run context's, users/run_context.py; nothing here is process-wide). Workers
+drain theirs into each report to the master; the master (or a local runner) absorbs those drains, so
+the master's store holds exactly the union of every worker's samples.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from metric_registry import charted
 from metrics.histogram import LatencyHistogram
 
-# Metrics whose per-interval percentiles go into the report's timeline.
-TIMELINE_METRICS = ("voice_loop",)
+# Metrics whose per-interval percentiles go into the report's timeline (the registry's charted ones).
+TIMELINE_METRICS = charted()
 # Counters a load phase keeps of its own, so each step, wave or burst gets its own call success rate.
 PHASE_COUNTERS = frozenset({"calls_attempted", "calls_started", "calls_completed", "calls_failed", "calls_interrupted",
-                            "turns_answered", "turns_unanswered", "turns_cut_by_hangup"})
+                            "turns_answered", "turns_unanswered", "turns_cut_by_hangup", "calls_arrived",
+                            "calls_dropped_at_cap", "calls_dropped_at_setup"})
 
 
 def request_key(request_type: str, name: str) -> str:
@@ -159,6 +162,3 @@ class MetricsRecorder:
         """The timeline window histograms since the last call; resets them."""
         window, self.window = self.window, {}
         return window
-
-
-RECORDER = MetricsRecorder()

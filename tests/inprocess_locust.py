@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from config import load_settings, redact_url  # noqa: E402
 from metrics import locust_plugin  # noqa: E402
-from metrics.recorder import RECORDER  # noqa: E402
 from reporting.report import build_report  # noqa: E402
 from reporting.writer import write_run_outputs  # noqa: E402
+from users.run_context import RECORDER, attach  # noqa: E402
 from users.runtime import get_settings, set_settings  # noqa: E402
 
 USER_MODULES = {"RedisUser": "users.backend_redis", "LLMUser": "users.backend_llm",
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> tuple[dict, bool]:
             metrics=report["metrics"], errors=report["errors"], counters=dict(RECORDER.counters),
             summary=report["summary"], slo=report["slo"])
 
+    attach(environment)  # the run context, with the settings set above
     locust_plugin.install(environment, on_quit)
     gevent.get_hub().loop.update_now()  # importing the SDKs left gevent's cached clock seconds behind
     runner.start(args.users, spawn_rate=args.users)

@@ -60,7 +60,7 @@ THROTTLE_CHECK = """
 import json
 from locust.env import Environment  # first: gevent's monkey-patching, as under Locust
 from azure.cosmos.exceptions import CosmosHttpResponseError
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER
 from users.backend_cosmos import CosmosUser
 
 class Throttling:

@@ -11,7 +11,7 @@ from collections import deque
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER
 from users.call_setup import random_e164, twilio_webhook_form
 from users.runtime import get_settings
 

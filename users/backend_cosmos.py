@@ -21,8 +21,7 @@ from azure.cosmos import CosmosClient, PartitionKey
 from azure.cosmos import exceptions as cosmos_exceptions
 from locust import User, between, task
 
-from metrics.events import emit
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER, emit
 from users.call_setup import random_e164
 from users.runtime import get_settings
 

@@ -20,8 +20,7 @@ import users.gevent_compat  # noqa: F401  (before openai/httpx)
 import httpx
 from locust import User, between, task
 
-from metrics.events import emit
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER, emit
 from users.runtime import get_settings
 from audio.fixtures import caller_clips
 

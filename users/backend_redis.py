@@ -17,8 +17,7 @@ import gevent
 import redis
 from locust import User, between, task
 
-from metrics.events import emit
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER, emit
 from users.runtime import get_settings
 
 _POOLS: dict[str, redis.ConnectionPool] = {}

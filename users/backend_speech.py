@@ -32,8 +32,7 @@ import azure.cognitiveservices.speech as speechsdk
 import gevent
 from locust import User, between, task
 
-from metrics.events import emit
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER, context_of, emit
 from audio.fixtures import caller_clips, load_clips
 from users.runtime import get_settings
 
@@ -51,8 +50,6 @@ STOP_TIMEOUT_S = 3.0
 SDK_FRAME_PROPERTY = ("SPEECH-BytesPerFrame", str(CHUNK_BYTES))
 ENABLE_HINT = ("speech user skipped: set SPEECH_HOST=ws://127.0.0.1:<port> (a Speech container or the reference "
                "target's stand-in) or SPEECH_KEY + SPEECH_REGION (Azure Speech) to load-test speech")
-
-_skip_reported = False
 
 
 def build_speech_config(settings) -> speechsdk.SpeechConfig | None:
@@ -118,11 +115,9 @@ class SpeechUser(User):
     weight = 1
 
     def on_start(self) -> None:
-        global _skip_reported
         self.config = build_speech_config(get_settings())
         if self.config is None:
-            if not _skip_reported:
-                _skip_reported = True
+            if context_of(self.environment).once("speech skipped"):  # once per run, in every run's report
                 RECORDER.error(GROUP, ENABLE_HINT)
             self.stop()
             return

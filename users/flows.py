@@ -14,32 +14,31 @@ turn's expected keywords appeared in its reply (case-insensitive). Per flow:
 - counters `flows_completed` / `flows_failed` and `flows_completed[<priority>]` / `flows_failed[<priority>]`,
   `flow_keywords_checked` (turns whose reply text was checked), `flows_interrupted` (stopped by the run's end).
 
-Scenarios run in smooth weighted round-robin order per process (over any cycle of total-weight flows,
-each scenario runs exactly `weight` times). Environment:
-- VOICELOAD_SCENARIOS: a scenario YAML file or folder instead of scenarios/
-- VOICELOAD_FLOW_CHANNEL: telephony | browser | auto (default; every third flow uses the browser socket
-  when the profile has one, the others the telephony media socket)
+Scenarios run in smooth weighted round-robin order per process and run (over any cycle of total-weight
+flows, each scenario runs exactly `weight` times); the schedule is the run context's. Settings (config.py;
+also environment variables):
+- flow_scenarios (VOICELOAD_SCENARIOS): a scenario YAML file or folder instead of scenarios/
+- flow_channel (VOICELOAD_FLOW_CHANNEL): telephony | browser | auto (default; every third flow uses the
+  browser socket when the profile has one, the others the telephony media socket)
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 from gevent import GreenletExit
 from locust import events
 
 from config import Settings
-from metrics.events import emit
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER, RunContext, context_of, emit
 from scenarios.catalog import Catalog, Scenario, ScenarioError, load_catalog, weighted_order
 from users.call_setup import MediaTarget, start_call
 from users.voice import LocustCallObserver, VoiceCallerBase, browser_media
-from voice.call_session import CallPlan, CallResult, TurnScript, call_failure
+from voice.call_plan import CallPlan, TurnScript
+from voice.call_result import CallResult, call_failure
 from audio.fixtures import clip_by_id
 
-CHANNELS = ("auto", "telephony", "browser")
 BROWSER_EVERY = 3  # auto: flow numbers 2, 5, 8, ... go over the browser socket
 
 
@@ -73,22 +72,11 @@ class FlowSchedule:
         return number, self.order[number % len(self.order)]
 
 
-_schedule: FlowSchedule | None = None
-
-
-def flow_schedule() -> FlowSchedule:
-    """This process's schedule, from VOICELOAD_SCENARIOS or scenarios/ (ScenarioError if invalid)."""
-    global _schedule
-    if _schedule is None:
-        _schedule = FlowSchedule(load_catalog(os.environ.get("VOICELOAD_SCENARIOS") or None))
-    return _schedule
-
-
-def requested_channel() -> str:
-    channel = (os.environ.get("VOICELOAD_FLOW_CHANNEL") or "auto").strip().lower()
-    if channel not in CHANNELS:
-        raise ValueError(f"VOICELOAD_FLOW_CHANNEL must be one of {', '.join(CHANNELS)}, got {channel!r}")
-    return channel
+def flow_schedule(context: RunContext) -> FlowSchedule:
+    """The run's schedule, from settings.flow_scenarios or scenarios/ (ScenarioError if invalid)."""
+    if context.flow_schedule is None:
+        context.flow_schedule = FlowSchedule(load_catalog(context.settings.flow_scenarios))
+    return context.flow_schedule
 
 
 def flow_channel(requested: str, number: int, settings: Settings) -> str:
@@ -123,7 +111,7 @@ def missing_keywords(scenario: Scenario, result: CallResult) -> str | None:
 
 
 def flow_failure(scenario: Scenario, result: CallResult) -> str | None:
-    """Why the flow failed, or None: the call worked for the caller (voice.call_session.call_failure: every
+    """Why the flow failed, or None: the call worked for the caller (voice.call_result.call_failure: every
     turn answered audibly in time, the socket kept, and, where the agent's text is visible, every expected
     keyword present) and every scripted turn was played."""
     if (failure := call_failure(result)) is not None:
@@ -154,9 +142,8 @@ class ConsultationUser(VoiceCallerBase):
 
     def on_start(self) -> None:
         try:
-            flow_schedule()
-            requested_channel()
-        except (ScenarioError, ValueError) as exc:
+            flow_schedule(context_of(self.environment))
+        except ScenarioError as exc:
             RECORDER.error("flow", str(exc))
             self.stop()
 
@@ -165,8 +152,8 @@ class ConsultationUser(VoiceCallerBase):
 
     def one_call(self, settings: Settings) -> None:
         """One whole scenario: the call, then its verdict, counters and request event."""
-        number, scenario = flow_schedule().next()
-        self.channel = flow_channel(requested_channel(), number, settings)
+        number, scenario = flow_schedule(context_of(self.environment)).next()
+        self.channel = flow_channel(settings.flow_channel, number, settings)
         started = time.perf_counter()
         text_visible = self.channel == "browser"
         checks = (lambda result: missing_keywords(scenario, result)) if text_visible else None

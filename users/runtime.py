@@ -1,20 +1,16 @@
-"""The settings every user class reads, resolved once per process by the locustfile's init hook."""
+"""The settings every user class reads: thin accessors onto the current run context (users/run_context.py),
+whose settings the locustfile takes from the options at every test_start."""
 
 from __future__ import annotations
 
-from config import Settings, load_settings
-
-_settings: Settings | None = None
+from config import Settings
+from users.run_context import current
 
 
 def set_settings(settings: Settings) -> None:
-    global _settings
-    _settings = settings
+    current().settings = settings
 
 
 def get_settings() -> Settings:
     """The run's settings (from the environment alone if the locustfile did not set them)."""
-    global _settings
-    if _settings is None:
-        _settings = load_settings()
-    return _settings
+    return current().settings

@@ -9,11 +9,11 @@ import json
 from locust.env import Environment
 
 from metrics import locust_plugin
-from metrics.recorder import RECORDER, MetricsRecorder
+from metrics.recorder import MetricsRecorder
 from reporting.html_report import render_html
 from reporting.junit import render_junit
 from reporting.report import build_report
-from users.runtime import get_settings
+from users.run_context import context_of
 
 IN_PROGRESS_STATES = ("spawning", "running", "stopping", "cleanup")
 
@@ -23,14 +23,17 @@ def run_section(environment: Environment, clock) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
     in_progress = environment.runner.state in IN_PROGRESS_STATES
     ended = now if in_progress or clock.ended_at is None else clock.ended_at
-    return {**locust_plugin.run_section(environment, clock, get_settings(), ended), "in_progress": in_progress,
+    return {**locust_plugin.run_section(environment, clock, context_of(environment).settings, ended), "in_progress": in_progress,
             "source": "web UI download"}
 
 
-def current_report(environment: Environment, clock, recorder: MetricsRecorder = RECORDER) -> dict:
+def current_report(environment: Environment, clock, recorder: MetricsRecorder | None = None) -> dict:
+    """The run's report as it stands now, from its exact samples (the run context's, unless given)."""
+    context = context_of(environment)
+    recorder = context.recorder if recorder is None else recorder
     exceptions = locust_plugin.locust_errors(environment.runner)
     run = run_section(environment, clock)
-    report = build_report(recorder, get_settings(), run, list(clock.timeline), exceptions, phase_log=list(clock.phases))
+    report = build_report(recorder, context.settings, run, list(clock.timeline), exceptions, phase_log=list(clock.phases))
     if run["in_progress"]:
         report["summary"]["messages"].insert(0, "run in progress: these figures cover the samples so far")
     return report

@@ -14,11 +14,13 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import MasterRunner
 
+from metric_registry import GROUPS, charted, meaning, unit
+from metric_registry import group as metric_group
 from metrics.generator_health import assess_generator
-from metrics.recorder import RECORDER, MetricsRecorder
+from metrics.recorder import MetricsRecorder
 from reporting.report import judge
 from reporting.svg_chart import Reference, Series, line_chart
-from users.runtime import get_settings
+from users.run_context import context_of
 
 SCHEMA = "voiceload.live/1"
 # SLO statuses from best to worst: a metric with several targets shows its worst
@@ -26,12 +28,12 @@ STATUS_ORDER = ("pass", "no_data", "miss", "fail")
 STATUS_MARKS = {"pass": "✔ pass", "miss": "✘ miss", "fail": "✘ fail", "no_data": "– no data"}
 SPARK = "▁▂▃▄▅▆▇█"
 DOWNLOADS = ("report.json", "report.html", "junit.xml")
-GROUP_ORDER = ("voice", "flow", "websocket", "openai", "speech", "redis", "cosmos", "api")
 
 
 def _group_rank(group: str) -> int:
-    """Voice metrics first, then the socket, the backends, the API; metrics with no samples yet last."""
-    return GROUP_ORDER.index(group) if group in GROUP_ORDER else (len(GROUP_ORDER) if group else len(GROUP_ORDER) + 1)
+    """In metric_registry's GROUPS order (voice first, then the sockets, the backends, the API); unknown
+    groups after them, metrics with no samples yet last."""
+    return GROUPS.index(group) if group in GROUPS else (len(GROUPS) if group else len(GROUPS) + 1)
 
 
 def _phase(environment: Environment) -> str | None:
@@ -59,8 +61,10 @@ def _workers(runner) -> list[dict]:
 
 
 def _timeline(clock) -> list[dict]:
+    """Users and each charted metric's (metric_registry) p95 per interval."""
     points = list(getattr(clock, "timeline", None) or [])
-    return [{"t_s": p.get("t_s"), "users": p.get("users"), "voice_loop_p95": p.get("voice_loop_p95")} for p in points]
+    keys = [f"{name}_p95" for name in charted()]
+    return [{"t_s": p.get("t_s"), "users": p.get("users"), **{key: p.get(key) for key in keys}} for p in points]
 
 
 def voice_loop_chart(timeline: list[dict], target: float | None) -> str | None:
@@ -85,9 +89,11 @@ def _slo_text(result: dict) -> str:
     return f"{result['stat']} {result['op']} {result['target']:g}"
 
 
-def live_snapshot(environment: Environment, clock, recorder: MetricsRecorder = RECORDER) -> dict[str, Any]:
+def live_snapshot(environment: Environment, clock, recorder: MetricsRecorder | None = None) -> dict[str, Any]:
     """Everything the Voice SLOs tab shows, as one JSON-able dict."""
-    settings = get_settings()
+    context = context_of(environment)  # the run's: settings and (unless given) exact samples
+    settings = context.settings
+    recorder = context.recorder if recorder is None else recorder
     runner = environment.runner
     summaries, run_rates, evaluated, outcome, reasons = judge(recorder, settings)
     slo_results = [r.as_dict() for r in evaluated]
@@ -101,7 +107,7 @@ def live_snapshot(environment: Environment, clock, recorder: MetricsRecorder = R
     for name, results in by_metric.items():  # an SLO on a metric with no samples yet: a row that says so
         if name not in summaries and results[0]["stat"] != "value":
             metrics.append(_metric_entry(name, {"group": "", "count": 0, "p50": None, "p95": None, "p99": None,
-                                                "failures": 0, "unit": "ms"}, results))
+                                                "failures": 0, "unit": unit(name)}, results))
     metrics.sort(key=lambda m: (_group_rank(m["group"]), m["group"], m["metric"]))
 
     lateness_p99 = summaries.get("frame_send_lateness", {}).get("p99")
@@ -125,7 +131,8 @@ def live_snapshot(environment: Environment, clock, recorder: MetricsRecorder = R
                 "profile": settings.profile, "shape": type(environment.shape_class).__name__ if environment.shape_class else None,
                 "workers": runner.worker_count if isinstance(runner, MasterRunner) else 0},
         "users": runner.user_count if runner is not None else 0,
-        "user_classes": dict(getattr(runner, "user_classes_count", {}) or {}),
+        "user_classes": dict((runner.reported_user_classes_count if isinstance(runner, MasterRunner)  # the workers'
+                              else getattr(runner, "user_classes_count", {})) or {}),
         "calls": _calls(recorder.counters),
         "phase": _phase(environment),
         "verdict": {"so_far": outcome, "reasons": reasons},
@@ -146,20 +153,22 @@ def _metric_entry(name: str, summary: dict, results: list[dict]) -> dict:
     return {"metric": name, "group": summary.get("group", ""), "count": summary.get("count", 0),
             "p50": summary.get("p50"), "p95": summary.get("p95"), "p99": summary.get("p99"),
             "failures": summary.get("failures", 0), "unit": summary.get("unit", "ms"),
-            "slo": "; ".join(_slo_text(r) for r in results) or None, "status": status}
+            "slo": "; ".join(_slo_text(r) for r in results) or None, "status": status, "meaning": meaning(name)}
 
 
 def metric_rows(snapshot: dict) -> list[dict]:
     """Rows of the Voice SLOs tab: one per metric, then one per rate SLO (success rate, ...)."""
     rows = [{"metric": m["metric"], "group": m["group"], "count": m["count"],
              "p50": _blank(m["p50"]), "p95": _blank(m["p95"]), "p99": _blank(m["p99"]),
-             "slo": m["slo"] or "", "status": STATUS_MARKS.get(m["status"], "")} for m in snapshot["metrics"]]
+             "slo": m["slo"] or "", "status": STATUS_MARKS.get(m["status"], ""), "unit": m["unit"],
+             "meaning": m["meaning"]} for m in snapshot["metrics"]]
     for result in snapshot["slo"]:
         if result["stat"] == "value":
             observed = "" if result["observed"] is None else f" · is {result['observed']:g} %"
-            rows.append({"metric": result["metric"], "group": "rate", "count": "",
+            rows.append({"metric": result["metric"], "group": metric_group(result["metric"]) or "rate", "count": "",
                          "p50": "", "p95": "", "p99": "", "slo": f"{result['op']} {result['target']:g} %",
-                         "status": STATUS_MARKS[result["status"]] + observed})
+                         "status": STATUS_MARKS[result["status"]] + observed, "unit": "%",
+                         "meaning": meaning(result["metric"]) or result.get("description", "")})
     return _in_order(rows)
 
 
