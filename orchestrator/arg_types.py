@@ -4,6 +4,7 @@ bad input gives one clear line ("must be above 0, got -3"), never a traceback.""
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Callable
 
 
@@ -35,3 +36,15 @@ positive_float = positive(float, "a number")
 non_negative_int = non_negative(int, "a whole number")
 non_negative_float = non_negative(float, "a number")
 fraction = _ranged(float, "a number", lambda v: 0.0 <= v <= 1.0, "within 0..1")
+
+
+def parse_duration(text: str) -> int:
+    """'90', '90s', '2m', '1h30m' -> seconds (Locust's -t format; argparse type)."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 45s, 2m, 1h30m)")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError("duration must be positive")
+    return total

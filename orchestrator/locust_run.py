@@ -16,7 +16,7 @@ from config import Settings
 from orchestrator.local_stack import REPO_ROOT, LocalStack
 
 CSV_PREFIX = "locust"
-# Locust's CSV names -> the names DESIGN.md's report contract uses.
+# Locust's CSV names -> the names of the report contract (docs/design.md, Report contract).
 CSV_NAMES = {"stats": "stats.csv", "stats_history": "stats_history.csv", "failures": "failures.csv", "exceptions": "exceptions.csv"}
 
 
@@ -65,47 +65,72 @@ class LocustJob:
     command: list[str]
     run_dir: Path
     total_s: int
+    start_after: float | str | None = None  # seconds after the first job started, or the name of a job to follow
+    title: str = ""  # the line printed when it starts
+
+
+def _due(job: LocustJob, elapsed_s: float, ended: set[str], names: set[str]) -> bool:
+    """Whether `job` may start now: at once, after its seconds, or once the job it follows ended (a job
+    following one that is not in this run starts at once)."""
+    rule = job.start_after
+    if rule is None:
+        return True
+    if isinstance(rule, str):
+        return rule in ended or rule not in names
+    return elapsed_s >= float(rule)
 
 
 def run_locusts(jobs: list[LocustJob], env: dict[str, str], verbose: bool = False,
-                progress_every_s: float = 10.0) -> list[LocustRun]:
-    """Run Locust processes at once and wait for all; on Ctrl-C send each SIGTERM so they still
-    write their reports. A process running 90 s past its run time is stopped the same way."""
-    processes, logs = [], []
-    for job in jobs:
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(job.run_dir / "locust.log", "wb")
-        logs.append(log_file)
-        processes.append(subprocess.Popen(job.command, stdout=None if verbose else log_file,
-                                          stderr=None if verbose else subprocess.STDOUT, cwd=REPO_ROOT, env=env,
-                                          start_new_session=True))
-    started = time.monotonic()
-    deadlines = [started + job.total_s + 90 for job in jobs]
+                progress_every_s: float = 10.0) -> list[LocustRun | None]:
+    """Run Locust processes, each when its `start_after` says, and wait for all; on Ctrl-C send each running
+    one SIGTERM so they still write their reports, and start no more (those come back None). A process
+    running 90 s past its run time is stopped the same way."""
+    processes: list[subprocess.Popen | None] = [None] * len(jobs)
+    logs: list = [None] * len(jobs)
+    deadlines = [0.0] * len(jobs)
+    job_started = [0.0] * len(jobs)
     interrupted = [False] * len(jobs)
+    names = {job.name for job in jobs}
+    started = time.monotonic()
     next_progress = started + progress_every_s
+
+    def running(i: int) -> bool:
+        return processes[i] is not None and processes[i].poll() is None
+
     try:
-        while any(p.poll() is None for p in processes):
+        while True:
+            now = time.monotonic()
+            ended = {job.name for job, p in zip(jobs, processes) if p is not None and p.poll() is not None}
+            for i, job in enumerate(jobs):
+                if processes[i] is None and _due(job, now - started, ended, names):
+                    processes[i], logs[i] = _start(job, env, verbose)
+                    job_started[i], deadlines[i] = now, now + job.total_s + 90
+            if not any(p is None or p.poll() is None for p in processes):
+                break
             time.sleep(0.2)
             now = time.monotonic()
             if now >= next_progress and not verbose:
-                for job, process in zip(jobs, processes):
-                    if process.poll() is None:
-                        print(_progress(job, started), flush=True)
+                for i, job in enumerate(jobs):
+                    if running(i):
+                        print(_progress(job, job_started[i]), flush=True)
                 next_progress = now + progress_every_s
-            for i, process in enumerate(processes):
-                if process.poll() is None and now > deadlines[i]:
+            for i in range(len(jobs)):
+                if running(i) and now > deadlines[i]:
                     print(f"  {jobs[i].name}: locust did not stop in time; stopping it", flush=True)
-                    process.send_signal(signal.SIGTERM)
+                    processes[i].send_signal(signal.SIGTERM)
                     deadlines[i] = now + 30
                     interrupted[i] = True
     except KeyboardInterrupt:
         print("\n  interrupted: stopping Locust and writing the partial report…", flush=True)
-        for i, process in enumerate(processes):
-            if process.poll() is None:
+        for i in range(len(jobs)):
+            if running(i):
                 interrupted[i] = True
-                process.send_signal(signal.SIGTERM)
-    outcomes = []
+                processes[i].send_signal(signal.SIGTERM)
+    outcomes: list[LocustRun | None] = []
     for job, process, log_file, was_interrupted in zip(jobs, processes, logs, interrupted):
+        if process is None:
+            outcomes.append(None)
+            continue
         try:
             process.wait(timeout=40)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
@@ -115,6 +140,18 @@ def run_locusts(jobs: list[LocustJob], env: dict[str, str], verbose: bool = Fals
         rename_csvs(job.run_dir)
         outcomes.append(LocustRun(process.returncode, was_interrupted, job.run_dir / "locust.log"))
     return outcomes
+
+
+def _start(job: LocustJob, env: dict[str, str], verbose: bool):
+    """Start one job's Locust (its output to its locust.log unless verbose) -> (process, log file)."""
+    if job.title:
+        print(f"voiceload: {job.title}", flush=True)
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    log_file = open(job.run_dir / "locust.log", "wb")
+    process = subprocess.Popen(job.command, stdout=None if verbose else log_file,
+                               stderr=None if verbose else subprocess.STDOUT, cwd=REPO_ROOT, env=env,
+                               start_new_session=True)
+    return process, log_file
 
 
 def rename_csvs(run_dir: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
-from metrics.recorder import MetricsRecorder
+from metrics.recorder import PHASE_COUNTERS, MetricsRecorder
 from orchestrator.locust_run import CSV_NAMES
 from metrics.histogram import LatencyHistogram
 from reporting.report import build_report, success_rates
@@ -30,6 +30,7 @@ class GroupOutcome:
     interrupted: bool
     run_time_s: int
     users: int
+    as_phase: bool = False  # a scenario of a plan: the whole group is one phase of the report
 
 
 def merge_timelines(timelines: list[tuple[float, list[dict]]], bin_s: float = TIMELINE_BIN_S) -> list[dict]:
@@ -71,6 +72,8 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
         except (OSError, ValueError):
             missing.append(outcome)
             continue
+        if outcome.as_phase:
+            as_scenario_phase(outcome.name, data)
         recorder.absorb(data["samples"])
         group_samples.append(data["samples"])
         group_runs.append((outcome, data["run"]))
@@ -103,6 +106,19 @@ def merge_groups(run_dir: Path, outcomes: list[GroupOutcome], settings: Settings
         report["summary"]["messages"].append(
             f"group {outcome.name} left no samples (Locust exit code {outcome.exit_code}); see {outcome.name}/locust.log")
     return report
+
+
+def as_scenario_phase(name: str, data: dict) -> None:
+    """A plan's scenario is a phase of the run under its own name, spanning the whole group; the phases of a
+    shape it ran become "<scenario> · <phase>" (two scenarios may run shapes with phases of the same name)."""
+    samples = data["samples"]
+    whole = {"metrics": samples.get("metrics", {}), "metric_failures": samples.get("metric_failures", {}),
+             "requests": sum(LatencyHistogram.from_wire(h).total for h in samples.get("requests", {}).values()),
+             "failures": sum(samples.get("request_failures", {}).values()),
+             "counters": {k: v for k, v in samples.get("counters", {}).items() if k in PHASE_COUNTERS}}
+    samples["phases"] = {name: whole, **{f"{name} · {phase}": wire for phase, wire in (samples.get("phases") or {}).items()}}
+    data["phases"] = ([{"name": name, "start_s": 0.0, "end_s": data["run"].get("duration_s"), "users": data["run"].get("users")}]
+                      + [{**phase, "name": f"{name} · {phase['name']}"} for phase in data.get("phases") or []])
 
 
 def group_success(samples: dict) -> dict:

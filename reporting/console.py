@@ -129,6 +129,8 @@ def success_text(summary: Mapping[str, Any]) -> str:
     rate = fmt_pct(summary.get("success_rate"))
     if summary.get("success_basis") == "calls":
         ended = summary.get("calls_ended")
+        if ended is not None and summary.get("calls_not_placed"):  # an open model's calls due while too many ran
+            ended += summary["calls_not_placed"]
         return f"call success {rate}" + (f" ({fmt_int(summary.get('calls_completed'))} of {fmt_int(ended)} calls)"
                                          if ended is not None else "")
     if summary.get("success_basis") == "requests":

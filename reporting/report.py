@@ -1,10 +1,11 @@
-"""Build report.json (DESIGN.md, Report contract) from the master's exact samples. Pure: data in, dict out."""
+"""Build report.json (docs/design.md, Report contract) from the master's exact samples. Pure: data in, dict out."""
 
 from __future__ import annotations
 
 from typing import Mapping
 
 from config import Settings
+from metric_registry import BACKEND_GROUPS, group, unit
 from metrics.generator_health import assess_generator
 from metrics.histogram import LatencyHistogram
 from metrics.recorder import MetricsRecorder, PhaseStats, split_request_key
@@ -12,20 +13,19 @@ from metrics.slo import evaluate_slos, verdict
 
 SCHEMA = "voiceload.report/1"
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-BACKEND_GROUPS = {"redis", "openai", "speech", "cosmos"}
-UNITS = {"agent_real_time_factor": "x"}  # everything else is milliseconds
 
 
 def metric_summaries(recorder: MetricsRecorder) -> dict[str, dict]:
-    """Every exact metric, plus `api_response_time` merged from all HTTP request rows."""
+    """Every exact metric, plus `api_response_time` merged from all HTTP request rows. Units come from
+    metric_registry; the group is the one the samples were recorded under (the registry's, for the API)."""
     out = {}
     for name, histogram in sorted(recorder.metrics.items()):
         out[name] = {"group": recorder.metric_groups.get(name, ""), **histogram.summary(),
-                     "failures": recorder.metric_failures.get(name, 0), "unit": UNITS.get(name, "ms")}
+                     "failures": recorder.metric_failures.get(name, 0), "unit": unit(name)}
     for name, failures in recorder.metric_failures.items():
         if name not in out:
             out[name] = {"group": recorder.metric_groups.get(name, ""), **LatencyHistogram().summary(),
-                         "failures": failures, "unit": "ms"}
+                         "failures": failures, "unit": unit(name)}
     api = LatencyHistogram()
     api_failures = 0
     for key, histogram in recorder.requests.items():
@@ -33,7 +33,8 @@ def metric_summaries(recorder: MetricsRecorder) -> dict[str, dict]:
             api.merge(histogram)
             api_failures += recorder.request_failures.get(key, 0)
     if api.total:
-        out["api_response_time"] = {"group": "api", **api.summary(), "failures": api_failures, "unit": "ms"}
+        out["api_response_time"] = {"group": group("api_response_time"), **api.summary(), "failures": api_failures,
+                                    "unit": unit("api_response_time")}
     return out
 
 
@@ -58,6 +59,7 @@ def success_rates(counters: Mapping[str, int], requests: int, failures: int) -> 
     success rate instead, and `success_basis` says which. Request-level failures are `error_rate`;
     `critical_error_rate` is the failed calls' share."""
     completed, failed = counters.get("calls_completed", 0), counters.get("calls_failed", 0)
+    failed += counters.get("calls_dropped_at_cap", 0)  # an open model's call due while too many ran: a caller not served
     ended = completed + failed
     placed_calls = ended or counters.get("calls_attempted", 0)
     return {
@@ -133,6 +135,7 @@ def phase_rows(recorder: MetricsRecorder, phase_log: list[dict] | None, settings
                "calls_started": stats.counters.get("calls_started", 0),
                "calls_completed": stats.counters.get("calls_completed", 0),
                "calls_failed": stats.counters.get("calls_failed", 0),
+               "calls_dropped": stats.counters.get("calls_dropped_at_cap", 0) + stats.counters.get("calls_dropped_at_setup", 0),
                "success_rate": phase_rates["success_rate"], "success_basis": phase_rates["success_basis"],
                "voice_loop_count": voice.total, "voice_loop_p50": p50, "voice_loop_p95": p95, "voice_loop_p99": p99}
         if settings is not None:
@@ -165,18 +168,22 @@ FAILURE_WORDS = {"setup": "not set up", "dropped": "dropped their socket", "unan
 
 
 def call_failure_counts(counters: Mapping[str, int]) -> dict[str, int]:
-    """Failed calls by why (voice.call_session failure kinds)."""
+    """Failed calls by why (voice.call_result failure kinds)."""
     prefix = "calls_failed_"
     return {name[len(prefix):]: count for name, count in sorted(counters.items()) if name.startswith(prefix) and count}
 
 
 def calls_line(counters: Mapping[str, int]) -> str | None:
-    """One line on the calls that failed and why, as a caller would put it."""
-    failed = counters.get("calls_failed", 0)
+    """One line on the calls that failed and why, as a caller would put it (an open model's calls that were
+    due while too many still ran count as failed: those callers were not served)."""
+    at_cap = counters.get("calls_dropped_at_cap", 0)
+    failed = counters.get("calls_failed", 0) + at_cap
     if not failed:
         return None
     ended = failed + counters.get("calls_completed", 0)
-    why = ", ".join(f"{count} {FAILURE_WORDS.get(kind, kind)}" for kind, count in call_failure_counts(counters).items())
+    kinds = call_failure_counts(counters)
+    why = ", ".join([f"{count} {FAILURE_WORDS.get(kind, kind)}" for kind, count in kinds.items()]
+                    + ([f"{at_cap} not placed: due while the most calls at once were still running"] if at_cap else []))
     return f"calls: {failed} of {ended} failed" + (f" ({why})" if why else "")
 
 
@@ -238,6 +245,9 @@ def build_report(recorder: MetricsRecorder, settings: Settings, run: dict, timel
             "calls_failed": counters.get("calls_failed", 0),
             "call_failures": call_failure_counts(counters),
             "calls_interrupted": counters.get("calls_interrupted", 0),
+            "calls_arrived": counters.get("calls_arrived", 0),
+            "calls_dropped": counters.get("calls_dropped_at_cap", 0) + counters.get("calls_dropped_at_setup", 0),
+            "calls_not_placed": counters.get("calls_dropped_at_cap", 0),
             "turns_answered": counters.get("turns_answered", 0),
             "turns_unanswered": counters.get("turns_unanswered", 0),
             "ws_dropped": counters.get("ws_dropped", 0),

@@ -7,7 +7,7 @@ import random
 
 from config import load_settings
 from metrics.recorder import MetricsRecorder
-from orchestrator.groups import plan_groups, wall_time_s
+from orchestrator.groups import one_after_another, plan_groups, wall_time_s
 from orchestrator.merge import SAMPLES_FILE, GroupOutcome, join_group_files, merge_groups, merge_timelines
 from orchestrator.suites import BACKEND_KINDS, SUITES
 from reporting.report import metric_summaries
@@ -23,7 +23,7 @@ def test_plan_runs_every_group_with_users_in_order_with_the_suites_durations():
     assert [p.run_time_s for p in plans] == [15, 40, 20, 30]
     assert plans[1].counts["voice_users"] == 3 and plans[1].counts["api_users"] == 0 and plans[1].counts["redis_users"] == 0
     assert plans[2].users == 4 and plans[3].counts == {**{k: 0 for k in plans[3].counts}, "integration_users": 4}
-    assert wall_time_s(plans, parallel=False) == 105 and wall_time_s(plans, parallel=True) == 40
+    assert wall_time_s(one_after_another(plans)) == 105 and wall_time_s(plans) == 40
 
 
 def test_plan_leaves_out_empty_groups_and_honours_one_group_and_run_time():

@@ -41,7 +41,7 @@ def test_a_phase_with_samples_but_missing_from_the_log_is_still_reported():
     recorder.record_request("GET", "health", 1.0, failed=True)
     rows = phase_rows(recorder, [])
     assert rows == [{"name": "burst 1", "start_s": None, "end_s": None, "users": None, "requests": 1, "failures": 1,
-                     "calls_started": 0, "calls_completed": 0, "calls_failed": 0, "success_rate": 0.0,
+                     "calls_started": 0, "calls_completed": 0, "calls_failed": 0, "calls_dropped": 0, "success_rate": 0.0,
                      "success_basis": "requests", "voice_loop_count": 0, "voice_loop_p50": None, "voice_loop_p95": None,
                      "voice_loop_p99": None}]
 

@@ -11,7 +11,6 @@ locustfile's --call-duration, --chunk-bytes, --chunk-interval-ms and --fault-rat
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import random
 import time
@@ -24,15 +23,17 @@ from locust import User, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from config import Settings
-from metrics.events import emit
-from metrics.recorder import RECORDER
+from users.run_context import RECORDER, context_of, emit
 from protocols.browser import BrowserCodec
 from protocols.connection import open_websocket
+from users.arrivals import dispatch_arrivals
 from users.call_setup import CallSetupError, MediaTarget, start_call
 from users.cross_check import client_minus_server
 from users.runtime import get_settings
 from voice.call_options import CallOptions
-from voice.call_session import ANSWERED, UNANSWERED, CallPlan, CallResult, CallSession, TurnScript, call_failure
+from voice.call_plan import CallPlan, TurnScript
+from voice.call_result import ANSWERED, UNANSWERED, CallResult, call_failure
+from voice.call_session import CallSession
 from voice.faults import FaultInjector, fault_rng
 from audio.fixtures import caller_clips
 
@@ -40,7 +41,6 @@ BARGE_IN_AFTER_MS = 800.0  # an interruption starts this long into the agent's a
 DTMF_DIGITS = "0123456789*#"
 IDLE_S = 3600.0  # a caller that has placed its --calls-per-user calls waits this long (it is stopped long before)
 MAX_LEGS = 1000  # bound of the new calls one call may place after injected disconnects and reconnects
-_FAULT_STREAMS = itertools.count()  # numbers the callers of this process, for their seeded fault generators
 
 
 class LocustCallObserver:
@@ -96,21 +96,27 @@ class VoiceCallerBase(FastHttpUser):
     def wait_time(self) -> float:
         """A pause between calls; once a caller with --calls-per-user has placed its calls, it waits idle (in
         Locust's waiting state, so a stop ends it at once) until the run or its load phase ends."""
-        limit = CallOptions.from_options(getattr(self.environment, "parsed_options", None)).calls_per_user
-        return IDLE_S if limit and self.calls_made >= limit else self.between_calls()
+        options = CallOptions.from_options(getattr(self.environment, "parsed_options", None))
+        done = options.calls_per_user and self.calls_made >= options.calls_per_user
+        return IDLE_S if done or (options.arrivals and self.calls_made) else self.between_calls()
 
     def connect_media(self, settings: Settings) -> MediaTarget:
         raise NotImplementedError
 
     @task
     def call(self) -> None:
-        limit = CallOptions.from_options(getattr(self.environment, "parsed_options", None)).calls_per_user
-        if limit and self.calls_made >= limit:
+        options = CallOptions.from_options(getattr(self.environment, "parsed_options", None))
+        if options.arrivals:  # an open-model scenario: this caller starts calls on its schedule, once
+            if not self.calls_made:
+                self.calls_made = 1
+                dispatch_arrivals(self, options.arrivals)
+            return
+        if options.calls_per_user and self.calls_made >= options.calls_per_user:
             return
         self.calls_made += 1
         self.one_call(get_settings())
 
-    def one_call(self, settings: Settings) -> None:
+    def one_call(self, settings: Settings) -> CallResult:
         """What one task run does: a call with a random conversation (subclasses may run other calls)."""
         options = CallOptions.from_options(getattr(self.environment, "parsed_options", None))
         plan = CallPlan(conversation(settings), turn_timeout_s=settings.turn_timeout_s,
@@ -118,13 +124,13 @@ class VoiceCallerBase(FastHttpUser):
                         call_duration_s=options.call_duration_s, chunk_bytes=options.chunk_bytes,
                         chunk_interval_ms=options.chunk_interval_ms,
                         faults=FaultInjector(options.fault_rate, self.fault_rng) if options.fault_rate > 0 else None)
-        self.run_call(settings, plan, LocustCallObserver())
+        return self.run_call(settings, plan, LocustCallObserver())
 
     @property
     def fault_rng(self) -> random.Random:
-        """This caller's seeded generator of injected faults (voice.faults)."""
+        """This caller's seeded generator of injected faults (voice.faults), numbered within its run."""
         if getattr(self, "_fault_rng", None) is None:
-            self._fault_rng = fault_rng(next(_FAULT_STREAMS))
+            self._fault_rng = fault_rng(next(context_of(self.environment).fault_streams))
         return self._fault_rng
 
     def run_call(self, settings: Settings, plan: CallPlan, observer: LocustCallObserver,
