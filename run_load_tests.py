@@ -36,7 +36,8 @@ from orchestrator.http_basic import check_http_basic
 from orchestrator.local_stack import StackError, start_local_stack
 from orchestrator.locust_run import locust_env
 from orchestrator.merge import GroupOutcome, join_group_files, merge_groups
-from orchestrator.planning import fit_plans, plan_run, printable_config, resolve_settings, settings_seen_by_locust
+from orchestrator.planning import (fit_plans, plan_run, printable_config, resolve_settings, run_groups_of,
+                                   settings_seen_by_locust)
 from orchestrator.preflight import check_reachable
 from orchestrator.resource_monitor import ResourceMonitor
 from orchestrator.run_files import compare_runs, ensure_writable, seed_report_paths, write_json_copy
@@ -50,7 +51,7 @@ from reporting.report import build_report
 from reporting.writer import write_run_outputs
 
 __all__ = ["EXIT_FAIL", "EXIT_GENERATOR", "EXIT_PASS", "build_parser", "exit_code_for", "group_job", "main", "plan_run",
-           "resolve_settings", "SUITES"]
+           "resolve_settings", "run_groups_of", "SUITES"]
 
 
 def _interrupt_on_sigterm(_signum, _frame) -> None:
@@ -155,14 +156,17 @@ def plan(args: argparse.Namespace, settings: Settings, suite: Suite) -> PlannedR
         scenarios = read_plan(args.config)
     except (PlanError, ConfigError) as exc:
         return fail_input(f"{args.config}: {exc}")
-    plans = plan_run(args, settings, suite, scenarios)
+    run_plan = plan_run(args, settings, suite, scenarios)
+    if isinstance(run_plan, str):
+        return fail_input(run_plan)
+    plans = run_groups_of(run_plan, settings)
     if isinstance(plans, str):
         return fail_input(plans)
     required = [name.strip() for name in (args.require or "").split(",") if name.strip()]
     if unknown := [name for name in required if name not in CAPABILITY_NAMES]:
         return fail_input(f"--require {unknown[0]}: no such capability (known: {', '.join(CAPABILITY_NAMES)})")
     if args.print_config:
-        print(json.dumps(printable_config(settings, plans, args), indent=2))
+        print(json.dumps(printable_config(settings, plans, args, run_plan), indent=2))
         return EXIT_PASS
     if problem := load_env_file(args.env):
         return fail_input(problem)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from pydantic import ValidationError
+
 from config import Settings, load_settings
 from orchestrator.capabilities import CALLER_KINDS, KIND_NEEDS, Capability, because, fit_counts, lacking, no_call_channel
 from orchestrator.groups import COUNT_KEY_OF_CLASS, GroupPlan, one_after_another, plan_groups
-from orchestrator.run_plan import RunPlan, plan_groups_of
+from orchestrator.run_plan import RunPlan, Scenario, plan_groups_of
+from orchestrator.shared_options import USER_COUNT_DESTS
 from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, Suite
 from orchestrator.test_types import shape_options
 from orchestrator.test_types import validate as validate_test_type
-from shapes import ShapeError, default_options as default_shape_options, shape_from_options
+from shapes import ShapeError
 
 
 def resolve_settings(args: argparse.Namespace, suite: Suite) -> Settings:
@@ -37,64 +40,69 @@ def run_time_override(settings: Settings) -> int | None:
     return settings.test_duration if "test_duration" in settings.model_fields_set else None
 
 
-def shape_plan(shape: dict[str, object]) -> GroupPlan:
-    """Phone callers under a load shape (a test type, the capacity finder): the shape sets users and time."""
-    built = shape_from_options(default_shape_options(**shape))
-    return GroupPlan("websocket", {}, int(round(built.duration_s)), shape=shape, user_classes=("TelephonyCaller",),
-                     shape_peak_users=built.peak_users)
+def shape_scenario(shape: dict[str, object]) -> Scenario:
+    """Phone callers under a load shape (a test type, the capacity finder): the shape sets users and time, and
+    names the phases (steps, waves, bursts) itself."""
+    options = dict(shape)
+    return Scenario(name="websocket", shape={"name": options.pop("shape"), **options}, own_phase=False)
 
 
-def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite, scenarios: RunPlan | None = None) -> list[GroupPlan] | str:
-    """The groups this run is made of (none for http_basic), each with when it starts, or one line about bad
-    input: the --config file's scenarios, else a test type, the capacity finder or the suite."""
+def plan_run(args: argparse.Namespace, settings: Settings, suite: Suite, scenarios: RunPlan | None = None) -> RunPlan | None | str:
+    """The run as a plan: the --config file's scenarios, else the preset a test type, the capacity finder or
+    the suite makes (None for http_basic, which places no load); or one line about bad input."""
     if scenarios is not None and (args.find_capacity or args.test_type):
         return "--config holds a run plan (scenarios:): leave out --test-type and --find-capacity"
-    if args.find_capacity:
+    try:
+        if args.find_capacity:
+            if args.test_type:
+                return "--find-capacity and --test-type are two kinds of run: choose one"
+            if args.capacity_start > args.capacity_max:
+                return f"--capacity-start ({args.capacity_start}) must not exceed --capacity-max ({args.capacity_max})"
+            return RunPlan(scenarios=[shape_scenario({
+                "shape": "ramp", "ramp_start_users": args.capacity_start, "ramp_increment": args.capacity_step,
+                "ramp_max_users": args.capacity_max, "ramp_step_duration": args.capacity_step_duration})])
         if args.test_type:
-            return "--find-capacity and --test-type are two kinds of run: choose one"
-        if args.capacity_start > args.capacity_max:
-            return f"--capacity-start ({args.capacity_start}) must not exceed --capacity-max ({args.capacity_max})"
-        shape = {"shape": "ramp", "ramp_start_users": args.capacity_start, "ramp_increment": args.capacity_step,
-                 "ramp_max_users": args.capacity_max, "ramp_step_duration": args.capacity_step_duration}
-        return [shape_plan(shape)]
-    if args.test_type:
-        if problem := validate_test_type(args):
-            return problem
-        if args.test_type == "http_basic":
-            return []
-        try:
-            return [shape_plan(shape_options(args))]
-        except ShapeError as exc:
-            return str(exc)
-    if scenarios is not None:
-        plans = plan_groups_of(scenarios, settings.spawn_rate)
-    else:
-        plans = suite_plans(args, settings, suite)
-        if isinstance(plans, str):
-            return plans
-    for plan in plans:
-        if plan.users > settings.max_users:
-            return f"{plan.users} users in group {plan.name} exceed MAX_USERS={settings.max_users}"
-    return plans if args.parallel or scenarios is not None else one_after_another(plans)
+            if problem := validate_test_type(args):
+                return problem
+            return None if args.test_type == "http_basic" else RunPlan(scenarios=[shape_scenario(shape_options(args))])
+    except ShapeError as exc:
+        return str(exc)
+    except ValidationError as exc:  # the shape's own one-line error
+        return exc.errors()[0]["msg"].removeprefix("Value error, ").removeprefix("shape: ")
+    return scenarios if scenarios is not None else suite_plan(args, settings, suite)
 
 
-def suite_plans(args: argparse.Namespace, settings: Settings, suite: Suite) -> list[GroupPlan] | str:
-    """A suite's groups, with the user counts the command line gives."""
+def run_groups_of(plan: RunPlan | None, settings: Settings) -> list[GroupPlan] | str:
+    """The plan's groups, or one line when one runs more users than MAX_USERS allows."""
+    groups = plan_groups_of(plan, settings.spawn_rate) if plan is not None else []
+    for group in groups:
+        if group.users > settings.max_users:
+            return f"{group.users} users in group {group.name} exceed MAX_USERS={settings.max_users}"
+    return groups
+
+
+def suite_plan(args: argparse.Namespace, settings: Settings, suite: Suite) -> RunPlan | str:
+    """A suite as a plan: its groups with the user counts the command line gives, one after another (or all
+    at once with --parallel)."""
     run_time = run_time_override(settings)
-    if args.backend_users is None:
-        args.backend_users = suite.backend_users
-    if args.backend_users < 0:
+    backend_users = suite.backend_users if args.backend_users is None else args.backend_users
+    if backend_users < 0:
         return "--backend-users must be 0 or more"
     counts = suite.split(settings.users)
-    counts.update({kind: args.backend_users for kind in BACKEND_KINDS})
-    for kind, given in (("api_users", args.api_users), ("voice_users", args.websocket_users)):
-        if given is not None:
-            counts[kind] = given
-    counts[INTEGRATION_KIND] = suite.integration_users if args.integration_users is None else args.integration_users
-    plans = plan_groups(suite, counts, args.group, run_time)
-    if not plans:
+    counts.update({kind: backend_users for kind in BACKEND_KINDS})
+    counts[INTEGRATION_KIND] = suite.integration_users
+    for kind in USER_COUNT_DESTS:  # the counts the command line gives win
+        if getattr(args, kind, None) is not None:
+            counts[kind] = getattr(args, kind)
+    groups = plan_groups(suite, counts, args.group, run_time)
+    if not groups:
         return f"group {args.group} has no users in this run (see -u and --backend-users)"
-    return plans
+    class_of = {kind: name for name, kind in COUNT_KEY_OF_CLASS.items()}
+    if not args.parallel:
+        groups = one_after_another(groups)
+    return RunPlan(scenarios=[
+        Scenario(name=group.name, users={class_of[kind]: n for kind, n in group.counts.items() if n},
+                 duration=group.run_time_s, start_after=group.start_after, own_phase=False) for group in groups])
 
 
 def fit_plans(plans: list[GroupPlan], capabilities: list[Capability], profile: str) -> tuple[list[GroupPlan], list[str], str | None]:
@@ -130,10 +138,12 @@ def settings_seen_by_locust(env: dict[str, str], args: argparse.Namespace) -> Se
     return load_settings(env=env, config_file=args.config)
 
 
-def printable_config(settings: Settings, plans: list[GroupPlan], args: argparse.Namespace) -> dict:
+def printable_config(settings: Settings, plans: list[GroupPlan], args: argparse.Namespace, plan: RunPlan | None = None) -> dict:
     """--print-config: the resolved settings (secrets redacted) and the groups that would run, with the
-    values really used (suite defaults < YAML < environment < command line), before preflight."""
-    return {**settings.redacted(), "run_plan": {
+    values really used (suite defaults < YAML < environment < command line), before preflight; and the run as
+    a plan (`scenarios:`) that a --config file could hold."""
+    return {**settings.redacted(), **({"scenarios": plan.model_dump(exclude_defaults=True)["scenarios"]} if plan else {}),
+            "run_plan": {
         "groups": [{"name": p.name, "users": {k: v for k, v in p.counts.items() if v} or p.users, "run_time_s": p.run_time_s,
                     "start_after": p.start_after, **({"shape": p.shape} if p.shape else {}),
                     **({"arrivals": p.arrivals} if p.arrivals else {})} for p in plans],

@@ -89,6 +89,7 @@ class Scenario(BaseModel):
     duration: int | None = None
     start_after: float | str | None = None
     spawn_rate: float | None = Field(None, gt=0)
+    own_phase: bool = True  # its samples make a phase of report.json phases[] under its name (a suite's groups: no)
 
     _duration = field_validator("duration", mode="before")(lambda v: None if v is None else _seconds(v))
 
@@ -200,11 +201,11 @@ def read_plan(config_file: str | Path | None) -> RunPlan | None:
 
 
 def plan_groups_of(plan: RunPlan, default_spawn_rate: float) -> list[GroupPlan]:
-    """Each scenario as a group of the run, with its own phase."""
+    """Each scenario as a group of the run (its own Locust process), in the plan's order."""
     groups = []
     zero = {kind: 0 for kinds in GROUP_KINDS.values() for kind in kinds}
     for scenario in plan.scenarios:
-        common = {"start_after": scenario.start_after, "as_phase": True}
+        common = {"start_after": scenario.start_after, "as_phase": scenario.own_phase}
         if scenario.users is not None:
             counts = {**zero, **{COUNT_KEY_OF_CLASS[c]: n for c, n in scenario.users.items()}}
             classes = tuple(c for c, n in scenario.users.items() if n)

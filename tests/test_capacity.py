@@ -57,7 +57,7 @@ def test_capacity_full_runs_every_step_and_the_default_stops_at_the_knee():
     def command(*extra: str) -> list[str]:
         args = run_load_tests.build_parser().parse_args(["--find-capacity", *extra])
         settings = run_load_tests.resolve_settings(args, run_load_tests.SUITES["quick"])
-        plan = run_load_tests.plan_run(args, settings, run_load_tests.SUITES["quick"])[0]
+        plan = run_load_tests.run_groups_of(run_load_tests.plan_run(args, settings, run_load_tests.SUITES["quick"]), settings)[0]
         return run_load_tests.group_job(0, plan, Path("/tmp/x"), "http://127.0.0.1:1", args, settings,
                                         run_load_tests.SUITES["quick"], []).command
 

@@ -156,3 +156,20 @@ def test_an_open_model_keeps_its_rate_and_drops_what_a_slow_agent_cannot_take(tm
     else:
         assert summary["calls_dropped"] == 0, summary
         assert summary["calls_started"] == summary["calls_arrived"]
+
+
+@pytest.mark.parametrize("preset", [["--test-suite", "standard"], ["--test-suite", "quick", "--parallel"],
+                                    ["--test-type", "burst_pattern"], ["--find-capacity", "--capacity-max", "20"]])
+def test_every_preset_is_a_plan_that_a_config_file_can_hold(tmp_path, preset):
+    """A suite, a test type and the capacity finder each make a run plan: printed by --print-config as
+    `scenarios:`, the same plan from a --config file runs the same groups."""
+    import json
+
+    printed = run_cli([*preset, "--print-config"], timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    shown = json.loads(printed.stdout)
+    config = tmp_path / "plan.yaml"
+    config.write_text(yaml.safe_dump({"scenarios": shown["scenarios"]}))
+    again = run_cli(["--config", str(config), "--print-config"], timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["run_plan"]["groups"] == shown["run_plan"]["groups"]
