@@ -21,8 +21,10 @@ import locust.runners
 from locust import events
 from locust.runners import WorkerRunner
 
-from config import BUILTIN_PROFILES, ConfigError, load_settings
+from config import ConfigError, load_settings
 from metrics import locust_plugin
+from orchestrator.groups import COUNT_KEY_OF_CLASS
+from orchestrator.shared_options import add_to_locust
 from orchestrator.arg_types import fraction, non_negative_float, non_negative_int, positive_float
 from orchestrator.capacity import step_verdicts
 from reporting.report import build_report, phase_rows
@@ -40,9 +42,7 @@ from users.voice import BrowserCaller, RelayListener, TelephonyCaller
 from webui import install_voice_tab
 
 __all__ = ["ApiUser", "BrowserCaller", "ConsultationUser", "CosmosUser", "LLMUser", "RedisUser", "RelayListener", "SpeechUser", "TelephonyCaller"]
-USER_COUNT_OPTIONS = {"api_users": ApiUser, "voice_users": TelephonyCaller, "browser_users": BrowserCaller,
-                      "relay_users": RelayListener, "redis_users": RedisUser, "llm_users": LLMUser,
-                      "speech_users": SpeechUser, "cosmos_users": CosmosUser, "integration_users": ConsultationUser}
+USER_COUNT_OPTIONS = {kind: globals()[name] for name, kind in COUNT_KEY_OF_CLASS.items()}  # --voice-users -> TelephonyCaller
 DECLARED_FIXED_COUNTS = {name: user_class.fixed_count for name, user_class in USER_COUNT_OPTIONS.items()}
 MASTER_HEARTBEAT_TIMEOUT_S = 20.0
 log = logging.getLogger("voiceload")
@@ -51,23 +51,11 @@ log = logging.getLogger("voiceload")
 @events.init_command_line_parser.add_listener
 def _add_options(parser) -> None:
     group = parser  # Locust's web UI options (include_in_web_ui) only work on the parser itself
-    group.add_argument("--target-profile", default=None, env_var="VOICELOAD_PROFILE", include_in_web_ui=True,
-                       help=f"target profile: {', '.join(BUILTIN_PROFILES)} or one from --voiceload-config (default artagent-v1)")
-    group.add_argument("--voiceload-config", default=None, env_var="VOICELOAD_CONFIG",
-                       help="YAML file with settings, SLO targets and extra profiles")
+    add_to_locust(parser)  # shared with run_load_tests.py: --target-profile, --voiceload-config, the user counts, ...
     group.add_argument("--results-dir", default=None, env_var="VOICELOAD_RESULTS_DIR", include_in_web_ui=False,
                        help="folder for results/<run-id>/ (default: results)")
     group.add_argument("--run-id", default="", include_in_web_ui=False, help="name of this run's results folder (default: a timestamp)")
     group.add_argument("--suite", default="", include_in_web_ui=False, help="suite name recorded in the report")
-    group.add_argument("--api-users", type=int, default=0, help="exact number of ApiUser (0: by weight)")
-    group.add_argument("--voice-users", type=int, default=0, help="exact number of TelephonyCaller (0: by weight)")
-    group.add_argument("--browser-users", type=int, default=0, help="exact number of BrowserCaller (0: by weight)")
-    group.add_argument("--relay-users", type=int, default=0, help="exact number of RelayListener (0: by weight)")
-    group.add_argument("--redis-users", type=int, default=0, help="exact number of RedisUser (0: by weight)")
-    group.add_argument("--llm-users", type=int, default=0, help="exact number of LLMUser (0: by weight)")
-    group.add_argument("--speech-users", type=int, default=0, help="exact number of SpeechUser (0: by weight)")
-    group.add_argument("--cosmos-users", type=int, default=0, help="exact number of CosmosUser (0: by weight)")
-    group.add_argument("--integration-users", type=int, default=0, help="exact number of ConsultationUser (0: by weight)")
     group.add_argument("--samples-file", default=None, include_in_web_ui=False,
                        help="also write this process's exact samples here (JSON), for run_load_tests.py to merge the "
                        "groups of one run; such a run does not move results/latest")
@@ -80,10 +68,6 @@ def _add_options(parser) -> None:
                        help="a worker that hears nothing from its master for S seconds stops its users and exits, so a "
                        f"killed master leaves no load behind (default {MASTER_HEARTBEAT_TIMEOUT_S:g}; Locust's own is 60)")
     add_shape_options(parser)
-    group.add_argument("--barge-in-rate", type=float, default=None, include_in_web_ui=True,
-                       help="share of later caller turns that interrupt the agent (default 0.25)")
-    group.add_argument("--turns-per-call", type=int, default=None, include_in_web_ui=True,
-                       help="caller utterances per phone call (default 2)")
     # caller options of the test types, read by the phone and browser callers (voice.call_options.CallOptions)
     group.add_argument("--call-duration", type=non_negative_float, default=0.0, metavar="S", include_in_web_ui=False,
                        help="each call lasts S seconds from its media socket opening, cycling its turns, then hangs "

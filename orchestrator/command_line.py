@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from config import BUILTIN_PROFILES, ENDPOINT_NAMES
-from orchestrator.arg_types import non_negative_int, parse_duration, positive_float, positive_int
+from config import ENDPOINT_NAMES
+from orchestrator.arg_types import parse_duration, positive_float, positive_int
 from orchestrator.capabilities import BACKENDS
 from orchestrator.db_pool import ENVIRONMENTS
 from orchestrator.groups import GROUP_NAMES
 from orchestrator.one_line_errors import OneLineErrors
+from orchestrator.shared_options import add_to_cli
 from orchestrator.suites import SUITES
 from orchestrator.test_types import add_test_type_options
 
@@ -29,20 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-suite", choices=sorted(SUITES), default="quick", help="which suite to run (default: quick)")
     parser.add_argument("--host", help="base URL of the deployed system under test, e.g. https://agent.example.com "
                         "(default: API_BASE_URL, else start the built-in local stack)")
-    parser.add_argument("--profile", choices=None, help=f"target profile: {', '.join(BUILTIN_PROFILES)} or one defined in --config "
-                        "(default: artagent-v1)")
     parser.add_argument("-u", "--users", type=positive_int, help="total concurrent users (default: the suite's), split between API "
                         "users and callers in the suite's proportion")
     parser.add_argument("-r", "--spawn-rate", type=positive_float, help="users started per second (default: the suite's)")
     parser.add_argument("-t", "--run-time", type=parse_duration, help="how long each group runs, e.g. 45s, 2m (default: "
                         "the suite's per-group durations, or TEST_DURATION seconds)")
+    add_to_cli(parser)  # --profile, --config, the user counts, turns per call, barge-in rate (shared with Locust)
     parser.add_argument("--group", choices=GROUP_NAMES, help="run one group alone: api (REST endpoints), websocket "
                         "(phone and browser callers, relay listeners), backend (Redis, LLM, Speech, Cosmos users) or "
                         "integration (whole medical consultations) (default: every group of the suite)")
-    parser.add_argument("--api-users", type=non_negative_int, help="API users (default: the suite's, or from -u)")
-    parser.add_argument("--websocket-users", type=non_negative_int, help="phone callers (default: the suite's, or from -u)")
-    parser.add_argument("--integration-users", type=non_negative_int, help="consultation callers, each running whole "
-                        "medical scenarios (default: the suite's; 0 leaves the group out)")
     parser.add_argument("--parallel", action="store_true", help="run the groups at once (each in its own Locust "
                         "process) instead of one after another; the report merges them either way")
     parser.add_argument("--workers", "--processes", dest="processes", type=positive_int, metavar="N",
@@ -58,9 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "group listens on it, the next on the port after, and so on (default 5557)")
     parser.add_argument("--backend-users", type=int, default=None, help="how many of each backend user (Redis, LLM, "
                         "Speech, Cosmos) the backend group runs (default: the suite's; 0 leaves the group out)")
-    parser.add_argument("--turns-per-call", type=positive_int, help="caller utterances per phone call (default: the suite's)")
-    parser.add_argument("--barge-in-rate", type=float, help="share of later caller turns that interrupt the agent "
-                        "while it speaks, 0-1 (default: 0.25)")
     parser.add_argument("--find-capacity", action="store_true", help="step phone calls up (--capacity-start, "
                         "--capacity-step, --capacity-max, --capacity-step-duration) until an SLO or the 80%% success "
                         "floor breaks; reports the largest level that held and which metric broke first")
@@ -75,7 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "DB_POOL_SIZE / DB_MAX_OVERFLOW / DB_POOL_TIMEOUT / DB_POOL_RECYCLE: 10/10/30/1800, 40/20/30/1800, "
                         "50/25/30/1800) into the environment; the local stack's target sizes its session pool by it")
     parser.add_argument("--results-dir", type=Path, help="where run folders go (default: results)")
-    parser.add_argument("--config", type=Path, help="YAML file: settings, SLO targets, thresholds, extra profiles")
     parser.add_argument("--monitor-interval", type=positive_float, default=1.0, help="seconds between resource samples "
                         "of the target's and the generator's processes (CPU, memory, threads, open files; default 1)")
     parser.add_argument("--monitor-pid", type=positive_int, action="append", default=[], metavar="PID",
