@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, Suite
+from shapes.arrivals import ArrivalSchedule, Stage
 
 # group name -> the user-count keys (Locust options) it runs
 GROUP_KINDS: dict[str, tuple[str, ...]] = {
@@ -57,8 +58,12 @@ class GroupPlan:
 
     def describe(self) -> str:
         if self.arrivals:
-            return (f"{self.name}: {', '.join(self.user_classes)} calls arriving at {self.arrivals['rate']:g}/"
-                    f"{self.arrivals['per']} (at most {self.users} at once) for {self.run_time_s}s")
+            a = self.arrivals
+            schedule = ArrivalSchedule(float(a["rate"]), float(a["duration_s"]), str(a["per"]),
+                                       tuple(Stage(float(s["duration_s"]), float(s["target"])) for s in a["stages"]))
+            rate = f"{a['rate']:.3g}/{a['per']}" + (", then as its stages say" if a["stages"] else "")
+            return (f"{self.name}: {round(schedule.expected_calls())} {', '.join(self.user_classes)} calls arriving at "
+                    f"{rate} (at most {self.users} at once) over {self.run_time_s}s")
         if self.shape:
             return (f"{self.name}: up to {self.users} {', '.join(self.user_classes)} under the {self.shape['shape']} shape "
                     f"for {self.run_time_s}s")

@@ -61,21 +61,44 @@ class Stage(BaseModel):
 
 
 class Arrivals(BaseModel):
-    """An open-model scenario: calls start on a Poisson schedule, whatever the agent's speed."""
+    """An open-model scenario: calls start on a Poisson schedule, whatever the agent's speed. With `callcenter`
+    (the callcenter shape's options, e.g. {callcenter_hours: 8-18, calls_per_hour_peak: 400}) the rate follows
+    its day instead: every call of each hour arrives within that hour's share of the duration."""
 
     model_config = ConfigDict(extra="forbid")
-    rate: float = Field(ge=0)  # calls per `per`
+    rate: float = Field(0.0, ge=0)  # calls per `per`
     per: Literal["s", "m", "h"] = "s"
     max_concurrent: int = Field(50, gt=0)  # a call due while this many still run is dropped
     stages: list[Stage] = []
     caller: Literal["TelephonyCaller", "BrowserCaller"] = "TelephonyCaller"
     seed: int = 1  # the schedule's random generator: the same plan offers calls at the same moments
+    callcenter: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _some_rate(self) -> Arrivals:
-        if self.rate <= 0 and not any(stage.target > 0 for stage in self.stages):
+        if self.callcenter is not None:
+            if self.rate or self.stages:
+                raise ValueError("give either callcenter or rate/stages")
+            self.callcenter_day()
+        elif self.rate <= 0 and not any(stage.target > 0 for stage in self.stages):
             raise ValueError("rate must be above 0 (or a stage must ramp above 0)")
         return self
+
+    def callcenter_day(self) -> tuple[float, list[dict[str, float]], float]:
+        """(starting rate per s, stages, duration s) of the callcenter shape's day, compressed: each hour's calls
+        arrive within its slot, stepping (over at most 1 s) to the next hour's rate."""
+        try:
+            day = shape_from_options(default_options(shape="callcenter", **(self.callcenter or {})))
+        except (ShapeError, TypeError) as exc:
+            raise ValueError(f"callcenter: {exc}") from None
+        slot = day.hour_s
+        rates = [calls / slot for _, calls, _ in day.plan]
+        step = min(1.0, slot / 10)
+        stages = []
+        for index, rate in enumerate(rates):
+            stages += [{"duration_s": slot - step, "target": rate},
+                       {"duration_s": step, "target": rates[min(index + 1, len(rates) - 1)]}]
+        return rates[0], stages, day.duration_s
 
 
 class Scenario(BaseModel):
@@ -117,7 +140,7 @@ class Scenario(BaseModel):
         kinds = [k for k in ("users", "shape", "arrivals") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("give exactly one of users, shape or arrivals")
-        if self.shape is None and self.duration is None:
+        if self.duration is None and self.shape is None and (self.arrivals is None or self.arrivals.callcenter is None):
             raise ValueError("duration is required (e.g. 90s, 5m) unless a shape sets it")
         if self.shape is not None:
             self.shape_built()
@@ -221,7 +244,10 @@ def plan_groups_of(plan: RunPlan, default_spawn_rate: float) -> list[GroupPlan]:
             schedule = {"rate": arrivals.rate, "per": arrivals.per, "max_concurrent": arrivals.max_concurrent,
                         "duration_s": scenario.duration, "seed": arrivals.seed,
                         "stages": [{"duration_s": s.duration, "target": s.target} for s in arrivals.stages]}
-            groups.append(GroupPlan(scenario.name, zero, scenario.duration or 0, user_classes=(arrivals.caller,),
+            if arrivals.callcenter is not None:
+                rate, stages, duration = arrivals.callcenter_day()
+                schedule.update(rate=rate, per="s", stages=stages, duration_s=scenario.duration or duration)
+            groups.append(GroupPlan(scenario.name, zero, int(round(schedule["duration_s"])), user_classes=(arrivals.caller,),
                                     arrivals=schedule, spawn_rate=1.0, **common))
     return groups
 

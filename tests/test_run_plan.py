@@ -173,3 +173,22 @@ def test_every_preset_is_a_plan_that_a_config_file_can_hold(tmp_path, preset):
     again = run_cli(["--config", str(config), "--print-config"], timeout=60)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["run_plan"]["groups"] == shown["run_plan"]["groups"]
+
+
+def test_the_callcenter_day_as_an_open_model_offers_each_hours_calls_in_its_slot():
+    """`arrivals: {callcenter: ...}`: the callcenter shape's day, compressed, as arrivals; each hour's calls (380,
+    420 and 360 at 08-10 in the medical profile) arrive within its third of the duration."""
+    import json
+
+    from users.arrivals import schedule_from_json
+
+    plan = parse_plan(yaml.safe_load("scenarios: [{name: day, arrivals: {callcenter: {callcenter_hours: 8-11, "
+                                     "callcenter_duration: 90}, max_concurrent: 80}}]"))
+    (day,) = plan_groups_of(plan, default_spawn_rate=2.0)
+    assert day.run_time_s == 90 and day.users == 80
+    schedule, cap, seed = schedule_from_json(json.dumps(day.arrivals))
+    times = arrival_times(schedule, random.Random(seed))
+    per_hour = [sum(start <= t < start + 30 for t in times) for start in (0, 30, 60)]
+    assert sum(per_hour) == 380 + 420 + 360
+    assert per_hour[1] > per_hour[0] > per_hour[2]
+    assert "callcenter" in plan_error("scenarios: [{name: d, arrivals: {rate: 2, callcenter: {}}, duration: 5s}]")
