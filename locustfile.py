@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 import gevent
-import locust.runners
 from locust import events
 from locust.runners import WorkerRunner
 
 from config import ConfigError, load_settings
-from metrics import locust_plugin
+from locust_adapters import internals, plugin
+from locust_adapters.run_clock import RunClock
+from locust_adapters.run_section import locust_errors, run_section
 from orchestrator.groups import COUNT_KEY_OF_CLASS
 from orchestrator.shared_options import add_to_locust
 from orchestrator.arg_types import fraction, non_negative_float, non_negative_int, positive_float
@@ -103,7 +104,7 @@ def _on_init(environment, **_kw) -> None:
         if LLMUser in environment.user_classes:
             load_llm_sdk()
         attach(environment)
-        locust_plugin.install(environment, _write_reports)
+        plugin.install(environment, _write_reports)
         return
     try:
         settings = _settings_from_options(environment)
@@ -114,14 +115,14 @@ def _on_init(environment, **_kw) -> None:
     if isinstance(environment.runner, WorkerRunner):
         # Locust reads this module constant on each check; its default of 60 s leaves an orphaned worker
         # loading the target for a minute after its master died
-        locust.runners.MASTER_HEARTBEAT_TIMEOUT = options.master_heartbeat_timeout
+        internals.set_master_heartbeat_timeout(options.master_heartbeat_timeout)
     if not environment.host and settings.api_base_url:
         environment.host = settings.api_base_url
     environment.events.test_start.add_listener(_apply_user_counts)
     if LLMUser in environment.user_classes:
         load_llm_sdk()
     install_shape(environment)
-    clock = locust_plugin.install(environment, _write_reports, _end_at_a_broken_phase)
+    clock = plugin.install(environment, _write_reports, _end_at_a_broken_phase)
     install_voice_tab(environment, clock)
 
 
@@ -159,18 +160,18 @@ def _end_at_a_broken_phase(environment, phase: str) -> None:
         shape.end_now(f"{phase} broke: {broken}")
 
 
-def _write_reports(environment, clock: locust_plugin.RunClock) -> None:
+def _write_reports(environment, clock: RunClock) -> None:
     """Master / local runner, at quit: build report.json from the last run's exact samples and write all files."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         return
     settings, recorder = environment.voiceload.settings, environment.voiceload.recorder
     options = environment.parsed_options
-    run = locust_plugin.run_section(environment, clock, settings, clock.ended_at or dt.datetime.now(dt.timezone.utc))
+    run = run_section(environment, clock, settings, clock.ended_at or dt.datetime.now(dt.timezone.utc))
     run_time = clock.planned_run_time
     run["interrupted"] = bool(run_time and run["duration_s"] < run_time - 2.0)
     run_id = run["id"]
-    exceptions = locust_plugin.locust_errors(runner)
+    exceptions = locust_errors(runner)
     report = build_report(recorder, settings, run, clock.timeline, exceptions, phase_log=clock.phases)
     run_dir = Path(settings.results_dir) / run_id
     samples_file = getattr(options, "samples_file", None) if options else None

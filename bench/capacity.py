@@ -35,7 +35,7 @@ from locust import constant, task  # noqa: E402
 from locust.contrib.fasthttp import FastHttpUser  # noqa: E402
 
 from config import load_settings  # noqa: E402
-from metrics import locust_plugin  # noqa: E402
+from locust_adapters import plugin  # noqa: E402
 from users.api import ApiUser  # noqa: E402
 from orchestrator.local_stack import LocalStack  # noqa: E402
 from users.run_context import RECORDER, attach  # noqa: E402
@@ -77,7 +77,7 @@ def measure_http(host: str, user_class, users: int, measure_s: float, target: ps
     runner = environment.create_local_runner()
     if user_class is HealthApiUser:  # recorded exactly, as a voiceload run does
         attach(environment)
-        locust_plugin.install(environment, lambda *_: None)
+        plugin.install(environment, lambda *_: None)
     runner.start(users, spawn_rate=users)
     gevent.sleep(2.0)
     me = psutil.Process()

@@ -1,7 +1,7 @@
 """Record a voice/backend metric sample exactly AND fire it as a Locust request event.
 
 The Locust event makes the sample visible in the web UI, CSVs and Locust's HTML; the exact
-histogram (metrics.recorder) is what report.json's percentiles come from. The users call
+histogram (metrics/recorder.py) is what report.json's percentiles come from. The users call
 users.run_context.emit, which records into the current run's recorder.
 """
 

@@ -23,6 +23,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 from locust.shape import LoadTestShape
 
+from locust_adapters import internals
 from shapes.base import Shape, ShapeError
 from shapes.options import SHAPE_CLASSES, merged_options, shape_class_for
 
@@ -67,7 +68,7 @@ def install_shape(environment: Environment) -> None:
                         "which sets the users and ends by itself after %g s", cls.name, shape.duration_s)
     web_ui = environment.web_ui
     if web_ui is not None:
-        if web_ui.userclass_picker_is_active:
+        if internals.class_picker_active(web_ui):
             _offer_in_class_picker(environment)
         web_ui.app.before_request(functools.partial(_before_swarm, environment))
 
@@ -85,7 +86,7 @@ def _offer_in_class_picker(environment: Environment) -> None:
 
 def _before_swarm(environment: Environment) -> Response | None:
     """Before the web UI's /swarm: build the shape from the form, or answer with the error."""
-    if request.endpoint != "locust.swarm" or request.method != "POST":
+    if not internals.is_swarm_request(request):
         return None
     web_ui, runner = environment.web_ui, environment.runner
     if web_ui.web_login:
@@ -93,11 +94,11 @@ def _before_swarm(environment: Environment) -> Response | None:
 
         if not current_user.is_authenticated:
             return None  # Locust's own view turns the request away
-    if runner is None or runner.shape_greenlet is not None:
+    if runner is None or internals.shape_is_running(runner):
         return None  # a shape is running: Locust refuses to change it
     try:
         options = merged_options(environment.parsed_options, request.form)
-        if web_ui.userclass_picker_is_active:  # the picker chooses; Locust applies the choice after this
+        if internals.class_picker_active(web_ui):  # the picker chooses; Locust applies the choice after this
             picked = {cls.__name__: cls for cls in SHAPE_CLASSES}.get(request.form.get("shape_class", ""))
             if picked is not None:
                 environment.available_shape_classes[picked.__name__] = build(picked, options, environment)

@@ -31,7 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from config import load_settings, redact_url  # noqa: E402
-from metrics import locust_plugin  # noqa: E402
+from locust_adapters import plugin  # noqa: E402
+from locust_adapters.run_clock import RunClock  # noqa: E402
+from locust_adapters.run_section import locust_errors  # noqa: E402
 from reporting.report import build_report  # noqa: E402
 from reporting.writer import write_run_outputs  # noqa: E402
 from users.run_context import RECORDER, attach  # noqa: E402
@@ -66,12 +68,11 @@ def run(args: argparse.Namespace) -> tuple[dict, bool]:
     runner = environment.create_local_runner()
     result: dict = {}
 
-    def on_quit(env: Environment, clock: locust_plugin.RunClock) -> None:
+    def on_quit(env: Environment, clock: RunClock) -> None:
         duration = (clock.ended_at - clock.started_at).total_seconds() if clock.started_at and clock.ended_at else 0.0
         run_info = {"id": "inprocess", "duration_s": round(duration, 1), "host": redact_url(args.host),
                     "profile": get_settings().profile, "users": args.users, "locust_version": locust.__version__}
-        exceptions = [{"kind": "exception", "message": e["msg"][:300], "count": e["count"]}
-                      for e in runner.exceptions.values()]
+        exceptions = locust_errors(runner)
         report = build_report(RECORDER, get_settings(), run_info, clock.timeline, exceptions)
         if args.report_dir is not None:
             write_run_outputs(report, args.report_dir)
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> tuple[dict, bool]:
             summary=report["summary"], slo=report["slo"])
 
     attach(environment)  # the run context, with the settings set above
-    locust_plugin.install(environment, on_quit)
+    plugin.install(environment, on_quit)
     gevent.get_hub().loop.update_now()  # importing the SDKs left gevent's cached clock seconds behind
     runner.start(args.users, spawn_rate=args.users)
     gevent.spawn_later(args.seconds, runner.quit)

@@ -1,5 +1,6 @@
 """The project's packages import each other without a cycle (audio/ at the ground floor; protocols/ above it;
-the load side and target/ above those), checked from the source's own import statements."""
+the load side and target/ above those), and metrics/ is pure (no Locust, no gevent: the Locust adapters are
+locust_adapters/), checked from the source's own import statements."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from orchestrator.local_stack import REPO_ROOT
 
 NOT_PRODUCT = {"tests", "bench", "stack", "deploy", "results", "docs"}
+NOT_IN_PURE_METRICS = {"locust", "gevent"}
 
 
 def top_level_units(root: Path) -> set[str]:
@@ -35,6 +37,26 @@ def import_graph(root: Path) -> dict[str, dict[str, set[str]]]:
                 if target in units and target != unit:
                     graph[unit][target].add(str(relative))
     return graph
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module a source imports (absolute imports, wherever they are: module level or in a function)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def forbidden_imports(folder: Path, forbidden: set[str]) -> dict[str, set[str]]:
+    """file -> the modules it imports from the `forbidden` top-level packages."""
+    found = {}
+    for path in sorted(folder.rglob("*.py")):
+        if bad := {name for name in imported_modules(path.read_text()) if name.split(".")[0] in forbidden}:
+            found[str(path.relative_to(folder.parent))] = bad
+    return found
 
 
 def cycle(graph: dict[str, dict[str, set[str]]]) -> list[str] | None:
@@ -71,3 +93,16 @@ def test_the_packages_import_each_other_without_a_cycle():
 def test_the_cycle_finder_finds_one():
     assert cycle({"a": {"b": {"a.py"}}, "b": {"c": {"b.py"}}, "c": {"a": {"c.py"}}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b": {"a.py"}}, "b": {}}) is None
+
+
+def test_metrics_is_pure():
+    assert any((REPO_ROOT / "metrics").glob("*.py"))
+    found = forbidden_imports(REPO_ROOT / "metrics", NOT_IN_PURE_METRICS)
+    assert not found, f"metrics/ imports Locust or gevent (move the adapter to locust_adapters/): {found}"
+
+
+def test_the_purity_check_finds_an_import(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "pure.py").write_text("import json\nfrom metrics.histogram import LatencyHistogram\n")
+    (tmp_path / "metrics" / "plugin.py").write_text("import gevent\n\ndef f():\n    from locust.runners import MasterRunner\n")
+    assert forbidden_imports(tmp_path / "metrics", NOT_IN_PURE_METRICS) == {"metrics/plugin.py": {"gevent", "locust.runners"}}

@@ -35,7 +35,7 @@ NAME_EXPRESSIONS = (
     re.compile(r'\.value\(\s*([^",\s)][^,]*),'),
 )
 PASS_THROUGH = {
-    ("metrics/events.py", "name"),  # emit itself
+    ("locust_adapters/events.py", "name"),  # emit itself
     ("users/voice.py", "name"),  # LocustCallObserver.metric / .value: the call session's literal names
     ("users/flows.py", "name"),  # FlowObserver.metric -> LocustCallObserver.metric
     ("users/flows.py", "self.priority_metric"),  # voice_loop[<priority>]: test_every_priority_has_its_voice_loop

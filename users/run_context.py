@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from config import ConfigError, Settings, load_settings
-from metrics.events import record_and_fire
-from metrics.locust_plugin import RunClock
+from locust_adapters.events import record_and_fire
+from locust_adapters.run_clock import RunClock
 from metrics.recorder import MetricsRecorder
 
 log = logging.getLogger("voiceload")
@@ -136,5 +136,5 @@ RECORDER: Any = _CurrentRecorder()
 
 
 def emit(group: str, name: str, ms: float, error: str | None = None) -> None:
-    """Record a sample exactly in the current run and fire it as a Locust request event (metrics.events)."""
+    """Record a sample exactly in the current run and fire it as a Locust request event (locust_adapters/events.py)."""
     record_and_fire(_current.recorder, group, name, ms, error)

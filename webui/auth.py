@@ -10,10 +10,11 @@ import os
 import secrets
 import sys
 
-from flask import Blueprint, redirect, request, session, url_for
+from flask import Blueprint, redirect, request, session
 from flask_login import UserMixin, login_user
 from locust.env import Environment
 
+from locust_adapters import internals
 from webui.credentials import credentials, credentials_problem
 
 
@@ -26,7 +27,7 @@ def install_password_login(environment: Environment, blueprint: Blueprint, url_p
     """Call before `blueprint` is registered: adds its login_submit route and points Locust's login form at it."""
     web_ui = environment.web_ui
     manager = web_ui.login_manager
-    if getattr(manager, "_user_callback", None) is not None:
+    if manager.user_callback is not None:
         return  # the locustfile brought its own authentication
     if problem := credentials_problem():
         print(f"error: {problem}", file=sys.stderr)
@@ -46,6 +47,6 @@ def install_password_login(environment: Environment, blueprint: Blueprint, url_p
         password_ok = hmac.compare_digest(given_password.encode(), password.encode())
         if user_ok and password_ok:
             login_user(_WebUser(username))
-            return redirect(url_for("locust.index"))
+            return redirect(internals.index_url())
         session["auth_error"] = "Invalid username or password"
-        return redirect(url_for("locust.login"))
+        return redirect(internals.login_url())

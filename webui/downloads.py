@@ -8,7 +8,7 @@ import json
 
 from locust.env import Environment
 
-from metrics import locust_plugin
+from locust_adapters import run_section as locust_run
 from metrics.recorder import MetricsRecorder
 from reporting.html_report import render_html
 from reporting.junit import render_junit
@@ -23,7 +23,7 @@ def run_section(environment: Environment, clock) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
     in_progress = environment.runner.state in IN_PROGRESS_STATES
     ended = now if in_progress or clock.ended_at is None else clock.ended_at
-    return {**locust_plugin.run_section(environment, clock, context_of(environment).settings, ended), "in_progress": in_progress,
+    return {**locust_run.run_section(environment, clock, context_of(environment).settings, ended), "in_progress": in_progress,
             "source": "web UI download"}
 
 
@@ -31,7 +31,7 @@ def current_report(environment: Environment, clock, recorder: MetricsRecorder | 
     """The run's report as it stands now, from its exact samples (the run context's, unless given)."""
     context = context_of(environment)
     recorder = context.recorder if recorder is None else recorder
-    exceptions = locust_plugin.locust_errors(environment.runner)
+    exceptions = locust_run.locust_errors(environment.runner)
     run = run_section(environment, clock)
     report = build_report(recorder, context.settings, run, list(clock.timeline), exceptions, phase_log=list(clock.phases))
     if run["in_progress"]:

@@ -14,6 +14,7 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import MasterRunner
 
+from locust_adapters import internals
 from metric_registry import GROUPS, charted, meaning, unit
 from metric_registry import group as metric_group
 from metrics.generator_health import assess_generator
@@ -56,8 +57,7 @@ def _calls(counters) -> dict[str, int]:
 def _workers(runner) -> list[dict]:
     if not isinstance(runner, MasterRunner):
         return []
-    return [{"id": w.id, "state": w.state, "users": w.user_count, "cpu_percent": w.cpu_usage}
-            for w in runner.clients.values()]
+    return internals.worker_rows(runner)
 
 
 def _timeline(clock) -> list[dict]:
@@ -131,8 +131,7 @@ def live_snapshot(environment: Environment, clock, recorder: MetricsRecorder | N
                 "profile": settings.profile, "shape": type(environment.shape_class).__name__ if environment.shape_class else None,
                 "workers": runner.worker_count if isinstance(runner, MasterRunner) else 0},
         "users": runner.user_count if runner is not None else 0,
-        "user_classes": dict((runner.reported_user_classes_count if isinstance(runner, MasterRunner)  # the workers'
-                              else getattr(runner, "user_classes_count", {})) or {}),
+        "user_classes": internals.users_per_class(runner),
         "calls": _calls(recorder.counters),
         "phase": _phase(environment),
         "verdict": {"so_far": outcome, "reasons": reasons},

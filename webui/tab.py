@@ -31,6 +31,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from locust_adapters import internals
 from webui.downloads import current_report, render
 from webui.live import DOWNLOADS, live_snapshot, metric_rows, run_rows
 
@@ -135,7 +136,7 @@ def install_voice_tab(environment: Environment, clock) -> None:
 def _extend_stats(snapshots: _Snapshots, response: Response) -> Response:
     """Add the Voice tabs' rows to Locust's /stats/requests answer (as extend_web_ui.py does). Returns a new
     response: Locust memoizes that view's response object for 2 s, so it must not be changed in place."""
-    if request.endpoint != "locust.request_stats" or response.status_code != 200 or not response.is_json:
+    if not internals.is_request_stats(request) or response.status_code != 200 or not response.is_json:
         return response
     try:
         snapshot = snapshots.get()
