@@ -9,6 +9,7 @@ cannot start on time are counted instead (summary.calls_dropped).
 from __future__ import annotations
 
 import bisect
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,3 +79,11 @@ def arrival_times(schedule: ArrivalSchedule, rng: random.Random, steps: int = 20
 def offered_rate(times: Sequence[float], duration_s: float) -> float:
     """Calls per second that `times` offered over `duration_s`."""
     return len(times) / duration_s if duration_s > 0 else 0.0
+
+
+def schedule_from_json(text: str) -> tuple[ArrivalSchedule, int, int]:
+    """(schedule, max_concurrent, seed) from the --arrivals JSON; ValueError on a bad one."""
+    spec = json.loads(text)
+    stages = tuple(Stage(float(s["duration_s"]), float(s["target"])) for s in spec.get("stages") or ())
+    schedule = ArrivalSchedule(float(spec["rate"]), float(spec["duration_s"]), spec.get("per", "s"), stages)
+    return schedule, int(spec.get("max_concurrent", 50)), int(spec.get("seed", 1))

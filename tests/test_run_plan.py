@@ -17,7 +17,7 @@ import yaml
 
 from orchestrator.groups import GroupPlan, one_after_another, start_offsets, wall_time_s
 from orchestrator.run_plan import PlanError, parse_plan, plan_groups_of
-from shapes.arrivals import ArrivalSchedule, Stage, arrival_times
+from shapes.arrivals import ArrivalSchedule, Stage, arrival_times, schedule_from_json
 from tests.conftest import latest_report, run_cli
 
 LENIENT = """
@@ -179,8 +179,6 @@ def test_the_callcenter_day_as_an_open_model_offers_each_hours_calls_in_its_slot
     """`arrivals: {callcenter: ...}`: the callcenter shape's day, compressed, as arrivals; each hour's calls (380,
     420 and 360 at 08-10 in the medical profile) arrive within its third of the duration."""
     import json
-
-    from users.arrivals import schedule_from_json
 
     plan = parse_plan(yaml.safe_load("scenarios: [{name: day, arrivals: {callcenter: {callcenter_hours: 8-11, "
                                      "callcenter_duration: 90}, max_concurrent: 80}}]"))

@@ -10,7 +10,6 @@ plan's `arrivals:`), e.g. {"rate": 2, "per": "s", "max_concurrent": 50, "duratio
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from typing import TYPE_CHECKING
@@ -19,19 +18,11 @@ import gevent
 from gevent.pool import Group
 
 from users.run_context import RECORDER
-from shapes.arrivals import ArrivalSchedule, Stage, arrival_times
+from shapes.arrivals import arrival_times, schedule_from_json
 from users.runtime import get_settings
 
 if TYPE_CHECKING:
     from users.voice import VoiceCallerBase
-
-
-def schedule_from_json(text: str) -> tuple[ArrivalSchedule, int, int]:
-    """(schedule, max_concurrent, seed) from the --arrivals JSON; ValueError on a bad one."""
-    spec = json.loads(text)
-    stages = tuple(Stage(float(s["duration_s"]), float(s["target"])) for s in spec.get("stages") or ())
-    schedule = ArrivalSchedule(float(spec["rate"]), float(spec["duration_s"]), spec.get("per", "s"), stages)
-    return schedule, int(spec.get("max_concurrent", 50)), int(spec.get("seed", 1))
 
 
 def dispatch_arrivals(caller: VoiceCallerBase, text: str) -> None:
