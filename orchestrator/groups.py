@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from orchestrator.suites import BACKEND_KINDS, INTEGRATION_KIND, Suite
-from shapes.arrivals import ArrivalSchedule, Stage
+from shapes.arrivals import schedule_from_spec
 
 # group name -> the user-count keys (Locust options) it runs
 GROUP_KINDS: dict[str, tuple[str, ...]] = {
@@ -59,8 +59,7 @@ class GroupPlan:
     def describe(self) -> str:
         if self.arrivals:
             a = self.arrivals
-            schedule = ArrivalSchedule(float(a["rate"]), float(a["duration_s"]), str(a["per"]),
-                                       tuple(Stage(float(s["duration_s"]), float(s["target"])) for s in a["stages"]))
+            schedule = schedule_from_spec(a)[0]
             rate = f"{a['rate']:.3g}/{a['per']}" + (", then as its stages say" if a["stages"] else "")
             return (f"{self.name}: {round(schedule.expected_calls())} {', '.join(self.user_classes)} calls arriving at "
                     f"{rate} (at most {self.users} at once) over {self.run_time_s}s")

@@ -81,9 +81,13 @@ def offered_rate(times: Sequence[float], duration_s: float) -> float:
     return len(times) / duration_s if duration_s > 0 else 0.0
 
 
-def schedule_from_json(text: str) -> tuple[ArrivalSchedule, int, int]:
-    """(schedule, max_concurrent, seed) from the --arrivals JSON; ValueError on a bad one."""
-    spec = json.loads(text)
+def schedule_from_spec(spec: dict) -> tuple[ArrivalSchedule, int, int]:
+    """(schedule, max_concurrent, seed) from an --arrivals spec (a dict); KeyError/ValueError on a bad one."""
     stages = tuple(Stage(float(s["duration_s"]), float(s["target"])) for s in spec.get("stages") or ())
     schedule = ArrivalSchedule(float(spec["rate"]), float(spec["duration_s"]), spec.get("per", "s"), stages)
     return schedule, int(spec.get("max_concurrent", 50)), int(spec.get("seed", 1))
+
+
+def schedule_from_json(text: str) -> tuple[ArrivalSchedule, int, int]:
+    """The same from the callers' --arrivals JSON."""
+    return schedule_from_spec(json.loads(text))
