@@ -116,6 +116,7 @@ def test_a_plan_with_an_unknown_key_exits_2_before_anything_starts(tmp_path):
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
+@pytest.mark.long
 def test_two_scenarios_one_after_the_other_are_two_phases(tmp_path, start_agent):
     agent = start_agent("healthy")
     config = write(tmp_path, """
@@ -142,6 +143,7 @@ scenarios:
 """
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("llm_slots, drops", [("1", True), ("16", False)])
 def test_an_open_model_keeps_its_rate_and_drops_what_a_slow_agent_cannot_take(tmp_path, start_stack, llm_slots, drops):
     stack = start_stack("--llm-slots", llm_slots)
