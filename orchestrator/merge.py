@@ -112,19 +112,24 @@ def as_scenario_phase(name: str, data: dict) -> None:
     """A plan's scenario is a phase of the run under its own name, spanning the whole group; the phases of a
     shape it ran become "<scenario> · <phase>" (two scenarios may run shapes with phases of the same name)."""
     samples = data["samples"]
+    requests, failures = request_totals(samples)
     whole = {"metrics": samples.get("metrics", {}), "metric_failures": samples.get("metric_failures", {}),
-             "requests": sum(LatencyHistogram.from_wire(h).total for h in samples.get("requests", {}).values()),
-             "failures": sum(samples.get("request_failures", {}).values()),
+             "requests": requests, "failures": failures,
              "counters": {k: v for k, v in samples.get("counters", {}).items() if k in PHASE_COUNTERS}}
     samples["phases"] = {name: whole, **{f"{name} · {phase}": wire for phase, wire in (samples.get("phases") or {}).items()}}
     data["phases"] = ([{"name": name, "start_s": 0.0, "end_s": data["run"].get("duration_s"), "users": data["run"].get("users")}]
                       + [{**phase, "name": f"{name} · {phase['name']}"} for phase in data.get("phases") or []])
 
 
+def request_totals(samples: dict) -> tuple[int, int]:
+    """(requests, failed requests) in a group's shipped samples."""
+    return (sum(LatencyHistogram.from_wire(h).total for h in samples.get("requests", {}).values()),
+            sum(samples.get("request_failures", {}).values()))
+
+
 def group_success(samples: dict) -> dict:
     """A group's own success rate (calls, or requests in a group that placed none) from its shipped samples."""
-    requests = sum(LatencyHistogram.from_wire(h).total for h in samples.get("requests", {}).values())
-    failures = sum(samples.get("request_failures", {}).values())
+    requests, failures = request_totals(samples)
     counters = samples.get("counters", {})
     rates = success_rates(counters, requests, failures)
     return {"success_rate": rates["success_rate"], "success_basis": rates["success_basis"],
